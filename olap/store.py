@@ -1,0 +1,272 @@
+"""The analytics store: ClickHouse, embedded through chdb or a server through clickhouse-connect.
+
+Both stores take the same SQL with ClickHouse's own ``{name:Type}`` parameters, so no value is
+ever spliced into a query, and both speak Arrow for bulk data in and out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sys
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+
+from msd.settings import Settings, SettingsError, mask_url
+
+__all__ = ["ClickHouseStore", "EmbeddedStore", "ServerStore", "StoreBusyError", "open_store"]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "clickhouse" / "schema.sql"
+
+
+class StoreBusyError(RuntimeError):
+    """Another process has the embedded ClickHouse folder open."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The ClickHouse server did not answer."""
+
+
+class ClickHouseStore(ABC):
+    """What the replicator and the query layer need of ClickHouse."""
+
+    database: str
+
+    @abstractmethod
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns nothing."""
+
+    @abstractmethod
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a query and return its result as an Arrow table."""
+
+    @abstractmethod
+    def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
+        """Insert an Arrow table in one block; a repeated ``dedup_token`` inserts nothing."""
+
+    def close(self) -> None:
+        """Release the store."""
+
+    def query_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict]:
+        return self.query_arrow(sql, params).to_pylist()
+
+    def migrate(self) -> None:
+        """Create the database, tables and views if they do not exist."""
+        text = SCHEMA_FILE.read_text(encoding="utf-8").replace("{db}", self.database)
+        for statement in _statements(text):
+            self.command(statement)
+
+    def drop_database(self) -> None:
+        self.command(f"DROP DATABASE IF EXISTS {self.database} SYNC")
+
+
+def _statements(text: str) -> list[str]:
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in body.split("\n;") if part.strip()]
+
+
+class _FolderLock:
+    """An exclusive lock on the embedded ClickHouse folder that names the process holding it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder.parent / (folder.name + ".lock")
+        self._file = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = _describe_holder(handle.read())
+            handle.close()
+            raise StoreBusyError(
+                f"the embedded ClickHouse folder {self.path.with_suffix('')} is open in "
+                f"{holder}; only one process may open it. Stop that process, or let it do the "
+                "work (a running `msd serve` replicates what `msd ingest` writes)."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "command": _command_line()}))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.seek(0)
+            self._file.truncate()
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def _command_line() -> str:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    return " ".join([name, *sys.argv[1:]])
+
+
+def _describe_holder(text: str) -> str:
+    try:
+        holder = json.loads(text)
+        return f"process {holder['pid']} ({holder['command']})"
+    except (ValueError, KeyError, TypeError):
+        return "another process"
+
+
+class EmbeddedStore(ClickHouseStore):
+    """The ClickHouse engine in this process, through chdb, on a folder only it may open.
+
+    chdb allows one data folder per process, so the session is shared by every store of the
+    process; stores differ by database.
+    """
+
+    _session: Any = None
+    _session_path: Path | None = None
+    _lock = threading.RLock()
+    _folder_lock: _FolderLock | None = None
+    _users = 0
+
+    def __init__(self, folder: Path, database: str) -> None:
+        self.database = database
+        folder = folder.resolve()
+        with EmbeddedStore._lock:
+            cls = EmbeddedStore
+            if cls._session is None:
+                folder_lock = _FolderLock(folder)
+                folder_lock.acquire()
+                from chdb import session
+
+                cls._session = session.Session(str(folder))
+                cls._session_path = folder
+                cls._folder_lock = folder_lock
+            elif cls._session_path != folder:
+                raise StoreBusyError(
+                    f"this process already has the embedded ClickHouse folder "
+                    f"{cls._session_path} open and cannot open {folder} too"
+                )
+            cls._users += 1
+        self._closed = False
+
+    def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
+        with EmbeddedStore._lock:
+            if EmbeddedStore._session is None:
+                raise StoreUnavailableError("the embedded ClickHouse session is closed")
+            return EmbeddedStore._session.query(sql, fmt, params=dict(params or {}))
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._query(sql, "CSV", params)
+
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._query(sql, "ArrowTable", params)
+
+    def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
+        settings = _insert_settings(dedup_token, len(data))
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
+        sql = (
+            f"INSERT INTO {self.database}.{table} ({columns}) SETTINGS {settings} "
+            f"SELECT {columns} FROM Python(msd_insert_block)"
+        )
+        with EmbeddedStore._lock:
+            # chdb's Python() table function finds the table by name among the caller's locals.
+            msd_insert_block = data  # noqa: F841
+            EmbeddedStore._session.query(sql, "CSV")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with EmbeddedStore._lock:
+            cls = EmbeddedStore
+            cls._users -= 1
+            if cls._users == 0 and cls._session is not None:
+                cls._session.close()
+                cls._session = None
+                cls._session_path = None
+                if cls._folder_lock is not None:
+                    cls._folder_lock.release()
+                    cls._folder_lock = None
+
+
+def _insert_settings(dedup_token: str | None, rows: int) -> str:
+    # One block per batch: the token then covers the whole batch, and a replay is all or nothing.
+    block = max(rows, 1)
+    parts = [
+        f"max_insert_block_size={block}",
+        f"min_insert_block_size_rows={block}",
+        "min_insert_block_size_bytes=0",
+        "deduplicate_blocks_in_dependent_materialized_views=1",
+    ]
+    if dedup_token is not None:
+        if not all(ch.isalnum() or ch in "-_.:" for ch in dedup_token):
+            raise ValueError(f"deduplication token {dedup_token!r} has unsafe characters")
+        parts += ["insert_deduplicate=1", f"insert_deduplication_token='{dedup_token}'"]
+    return ", ".join(parts)
+
+
+class ServerStore(ClickHouseStore):
+    """A ClickHouse server over HTTP through clickhouse-connect."""
+
+    def __init__(self, url: str, database: str) -> None:
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        parts = urlsplit(url)
+        self.database = database
+        secure = parts.scheme == "https"
+        try:
+            self._client = clickhouse_connect.get_client(
+                host=parts.hostname or "localhost",
+                port=parts.port or (8443 if secure else 8123),
+                username=parts.username or "default",
+                password=parts.password or "",
+                secure=secure,
+                compress="lz4",
+                connect_timeout=10,
+                send_receive_timeout=60,
+                autogenerate_session_id=False,
+            )
+        except OperationalError as error:
+            raise SettingsError(
+                f"cannot reach ClickHouse at MSD_CLICKHOUSE_URL={mask_url(url)}: {error}"
+            ) from None
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._client.command(sql, parameters=dict(params or {}))
+
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self._client.query_arrow(sql, parameters=dict(params or {}))
+
+    def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
+        settings: dict[str, Any] = {
+            "max_insert_block_size": max(len(data), 1),
+            "min_insert_block_size_rows": max(len(data), 1),
+            "min_insert_block_size_bytes": 0,
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+        }
+        if dedup_token is not None:
+            settings |= {"insert_deduplicate": 1, "insert_deduplication_token": dedup_token}
+        self._client.insert_arrow(table, data, database=self.database, settings=settings)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def open_store(settings: Settings, database: str | None = None) -> ClickHouseStore:
+    """The store the settings name, its schema applied."""
+    database = database or settings.clickhouse_database
+    if settings.clickhouse_url is None:
+        store: ClickHouseStore = EmbeddedStore(settings.data_dir / "clickhouse", database)
+    else:
+        store = ServerStore(settings.clickhouse_url, database)
+    store.migrate()
+    return store

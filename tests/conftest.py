@@ -1,0 +1,76 @@
+"""Shared fixtures: a fresh PostgreSQL schema and a fresh ClickHouse database for each test.
+
+PostgreSQL is the server named by ``MSD_TEST_DATABASE_URL`` when it is set (CI sets it), else an
+embedded PostgreSQL started once for the run. ClickHouse is the embedded engine, one data folder
+for the whole run (chdb allows one per process), one database per test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from olap.store import ClickHouseStore, EmbeddedStore
+from workflow.db import Database, apply_migrations
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real public records that tests and benchmarks read (never copied here)."""
+    folder = Path(os.environ.get("MSD_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if not folder.is_dir():
+        pytest.fail(f"real data folder {folder} is missing; set MSD_SHARED_DATA to it")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("MSD_TEST_DATABASE_URL")
+    if url:
+        return url
+    from workflow.embedded import embedded_postgres_url
+
+    return embedded_postgres_url(tmp_path_factory.mktemp("embedded"))
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> Iterator[str]:
+    """A URL whose connections see only a fresh, migrated schema of their own."""
+    schema = f"msd_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = make_conninfo(pg_server_url, options=f"-csearch_path={schema}")
+    apply_migrations(url)
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Database]:
+    database = Database(pg_url, max_size=4)
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clickhouse") / "data"
+
+
+@pytest.fixture
+def store(clickhouse_folder: Path) -> Iterator[ClickHouseStore]:
+    """A fresh ClickHouse database in the embedded engine, schema applied."""
+    chstore = EmbeddedStore(clickhouse_folder, f"msd_test_{uuid.uuid4().hex[:12]}")
+    chstore.migrate()
+    yield chstore
+    chstore.drop_database()
+    chstore.close()
