@@ -62,8 +62,12 @@ def db(pg_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def clickhouse_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("clickhouse") / "data"
+def clickhouse_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The run's one embedded ClickHouse folder, held open until the run ends."""
+    folder = tmp_path_factory.mktemp("clickhouse") / "data"
+    anchor = EmbeddedStore(folder, "default")
+    yield folder
+    anchor.close()
 
 
 @pytest.fixture
