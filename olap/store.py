@@ -13,6 +13,8 @@ import os
 import sys
 import threading
 from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -161,7 +163,7 @@ class EmbeddedStore(ClickHouseStore):
         with EmbeddedStore._lock:
             if EmbeddedStore._session is None:
                 raise StoreUnavailableError("the embedded ClickHouse session is closed")
-            return EmbeddedStore._session.query(sql, fmt, params=dict(params or {}))
+            return EmbeddedStore._session.query(sql, fmt, params=_text_params(params))
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._query(sql, "CSV", params)
@@ -195,6 +197,33 @@ class EmbeddedStore(ClickHouseStore):
                 if cls._folder_lock is not None:
                     cls._folder_lock.release()
                     cls._folder_lock = None
+
+
+def _text_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Parameters in ClickHouse's text form, as the HTTP interface takes them (chdb uses str())."""
+    return {name: _text_value(value, nested=False) for name, value in (params or {}).items()}
+
+
+def _text_value(value: Any, *, nested: bool) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_text_value(item, nested=True) for item in value) + "]"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        text = value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    elif isinstance(value, bool):
+        return "1" if value else "0"
+    elif value is None:
+        return "NULL" if nested else "\\N"
+    else:
+        text = str(value)
+    if isinstance(value, (int, float, Decimal)):
+        return text
+    escaped = text.translate(_ESCAPES)
+    return escaped if not nested else "'" + escaped.replace("'", "\\'") + "'"
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"})
 
 
 def _insert_settings(dedup_token: str | None, rows: int) -> str:

@@ -1,0 +1,268 @@
+"""The aggregate queries the API serves from ClickHouse: statistics, trends and top companies.
+
+Each query reads the hourly materialized views when the window's edges and every local midnight in
+it fall on whole UTC hours (true of UTC and of every whole-hour zone, DST included): then each
+hour belongs to one local day and the answer is exact. Otherwise (a zone such as Asia/Kolkata, or a
+window edge inside an hour) it reads the signed change rows themselves, which is exact too, only
+slower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from olap.store import ClickHouseStore
+
+__all__ = [
+    "Filters",
+    "Window",
+    "company_risk",
+    "statistics",
+    "top_companies",
+    "trends",
+    "window_for_days",
+    "window_between",
+]
+
+SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+STATUSES = ("PENDING", "REVIEWING", "RESOLVED", "DISMISSED")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list filters every aggregate also takes; an empty tuple means no filter."""
+
+    severity: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    region: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open UTC interval [start, end) and the local days it covers in ``zone``."""
+
+    start: datetime
+    end: datetime
+    zone: str
+    first_day: date
+    last_day: date
+
+    def days(self) -> list[date]:
+        count = (self.last_day - self.first_day).days + 1
+        return [self.first_day + timedelta(days=offset) for offset in range(count)]
+
+
+def window_for_days(days: int, zone: str, today: date | None = None) -> Window:
+    """The last ``days`` local days in ``zone``, today included."""
+    tz = ZoneInfo(zone)
+    today = today or datetime.now(tz).date()
+    return window_between(today - timedelta(days=days - 1), today, zone)
+
+
+def window_between(first_day: date, last_day: date, zone: str) -> Window:
+    """Whole local days from ``first_day`` to ``last_day``, both included."""
+    return Window(
+        _local_midnight(first_day, zone), _local_midnight(last_day + timedelta(days=1), zone),
+        zone, first_day, last_day,
+    )
+
+
+def window_of_instants(start: datetime, end: datetime, zone: str) -> Window:
+    """An arbitrary [start, end) interval; its days are the local dates it touches."""
+    tz = ZoneInfo(zone)
+    last = (end - timedelta(microseconds=1)).astimezone(tz).date()
+    return Window(start.astimezone(timezone.utc), end.astimezone(timezone.utc), zone,
+                  start.astimezone(tz).date(), max(last, start.astimezone(tz).date()))
+
+
+def _local_midnight(day: date, zone: str) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where an aggregate reads from, and how a row there counts."""
+
+    table: str
+    time: str
+    weight: str
+    amount: str
+    resolved: str
+    resolution_seconds: str
+
+
+_HOURLY = _Source("stats_hourly", "hour", "alerts", "amount", "resolved", "resolution_seconds")
+_COMPANY_HOURLY = _Source("company_hourly", "hour", "alerts", "amount", "0", "0")
+_CHANGES = _Source(
+    "alert_changes", "detected_at", "sign", "sign * amount",
+    "sign * (resolved_at IS NOT NULL)", "sign * resolution_seconds",
+)
+
+
+def _hour_aligned(window: Window) -> bool:
+    edges = [window.start, window.end]
+    midnights = [_local_midnight(day, window.zone) for day in window.days()]
+    return all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in edges + midnights)
+
+
+def _where(source: _Source, window: Window, filters: Filters) -> tuple[str, dict[str, Any]]:
+    clauses = [f"{source.time} >= {{start:DateTime64(3, 'UTC')}}",
+               f"{source.time} < {{end:DateTime64(3, 'UTC')}}"]
+    params: dict[str, Any] = {"start": window.start, "end": window.end, "tz": window.zone}
+    for name in ("severity", "status", "region"):
+        values = getattr(filters, name)
+        if values:
+            clauses.append(f"{name} IN {{{name}:Array(String)}}")
+            params[name] = list(values)
+    return " AND ".join(clauses), params
+
+
+@dataclass
+class Statistics:
+    total: int
+    critical: int
+    high: int
+    pending: int
+    total_amount: Decimal
+
+
+def statistics(store: ClickHouseStore, window: Window, filters: Filters) -> Statistics:
+    source = _HOURLY if _hour_aligned(window) else _CHANGES
+    where, params = _where(source, window, filters)
+    w = source.weight
+    row = store.query_rows(
+        f"SELECT sum({w}) AS total, sumIf({w}, severity = 'CRITICAL') AS critical,"
+        f" sumIf({w}, severity = 'HIGH') AS high, sumIf({w}, status = 'PENDING') AS pending,"
+        f" toDecimal128(sum({source.amount}), 2) AS total_amount"
+        f" FROM {store.database}.{source.table} WHERE {where}",
+        params,
+    )[0]
+    return Statistics(
+        int(row["total"] or 0), int(row["critical"] or 0), int(row["high"] or 0),
+        int(row["pending"] or 0), row["total_amount"] or Decimal("0.00"),
+    )
+
+
+@dataclass
+class TrendDay:
+    date: date
+    total_alerts: int = 0
+    critical_alerts: int = 0
+    high_alerts: int = 0
+    medium_alerts: int = 0
+    low_alerts: int = 0
+    total_amount: Decimal = Decimal("0.00")
+    resolved: int = 0
+    resolution_seconds: int = 0
+
+    @property
+    def avg_resolution_hours(self) -> float | None:
+        if self.resolved <= 0:
+            return None
+        return round(self.resolution_seconds / self.resolved / 3600, 4)
+
+
+def trends(store: ClickHouseStore, window: Window, filters: Filters) -> list[TrendDay]:
+    """One row per local day of the window, days without alerts included as zeros."""
+    source = _HOURLY if _hour_aligned(window) else _CHANGES
+    where, params = _where(source, window, filters)
+    w = source.weight
+    rows = store.query_rows(
+        f"SELECT toDate({source.time}, {{tz:String}}) AS day, sum({w}) AS total_alerts,"
+        f" sumIf({w}, severity = 'CRITICAL') AS critical_alerts,"
+        f" sumIf({w}, severity = 'HIGH') AS high_alerts,"
+        f" sumIf({w}, severity = 'MEDIUM') AS medium_alerts,"
+        f" sumIf({w}, severity = 'LOW') AS low_alerts,"
+        f" toDecimal128(sum({source.amount}), 2) AS total_amount,"
+        f" sum({source.resolved}) AS resolved,"
+        f" sum({source.resolution_seconds}) AS resolution_seconds"
+        f" FROM {store.database}.{source.table} WHERE {where} GROUP BY day",
+        params,
+    )
+    by_day = {row.pop("day"): row for row in rows}
+    return [TrendDay(day, **_ints(by_day.get(day, {}))) for day in window.days()]
+
+
+def _ints(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, Decimal) else int(v)) for k, v in row.items()}
+
+
+@dataclass
+class CompanyRisk:
+    company_key: str
+    company_name: str
+    total_violations: int
+    critical: int
+    high: int
+    total_amount: Decimal
+    last_violation_date: date | None
+    risk_score: Decimal = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.risk_score = company_risk(self.critical, self.high, self.total_amount)
+
+
+def company_risk(critical: int, high: int, total_amount: Decimal) -> Decimal:
+    """The replaced dashboard's score: critical x 10 + high x 5 + total amount / 100,000."""
+    return Decimal(critical * 10 + high * 5) + total_amount / Decimal(100_000)
+
+
+def top_companies(
+    store: ClickHouseStore, window: Window, filters: Filters, limit: int = 10
+) -> list[CompanyRisk]:
+    """The ``limit`` companies with the highest risk score in the window."""
+    source = _COMPANY_HOURLY if _hour_aligned(window) else _CHANGES
+    where, params = _where(source, window, filters)
+    w = source.weight
+    params["limit"] = limit
+    # Inner grouping first: a bucket's +1 and -1 rows may still sit in different parts, and only
+    # buckets whose alerts did not all cancel count for the last violation.
+    rows = store.query_rows(
+        "SELECT company_key, sum(n) AS total, sum(c) AS critical, sum(h) AS high,"
+        " toDecimal128(sum(a), 2) AS amount, toDateTime64(max(t), 3, 'UTC') AS last_at FROM ("
+        f" SELECT company_key, {source.time} AS t, sum({w}) AS n,"
+        f" sumIf({w}, severity = 'CRITICAL') AS c, sumIf({w}, severity = 'HIGH') AS h,"
+        f" sum({source.amount}) AS a FROM {store.database}.{source.table} WHERE {where}"
+        " GROUP BY company_key, t HAVING n != 0)"
+        " GROUP BY company_key"
+        " ORDER BY critical * 1000000 + high * 500000 + amount DESC, total DESC, company_key"
+        " LIMIT {limit:UInt32}",
+        params,
+    )
+    names = display_names(store, [row["company_key"] for row in rows])
+    tz = ZoneInfo(window.zone)
+    return [
+        CompanyRisk(
+            row["company_key"], names.get(row["company_key"], row["company_key"]),
+            int(row["total"]), int(row["critical"]), int(row["high"]), row["amount"],
+            _local_date(row["last_at"], tz),
+        )
+        for row in rows
+    ]
+
+
+def _local_date(value: datetime | None, tz: ZoneInfo) -> date | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(tz).date()
+
+
+def display_names(store: ClickHouseStore, keys: list[str]) -> dict[str, str]:
+    """The most used spelling of each company (ties: the alphabetically last)."""
+    if not keys:
+        return {}
+    rows = store.query_rows(
+        "SELECT company_key, argMax(company_name, (n, company_name)) AS name FROM ("
+        " SELECT company_key, company_name, sum(alerts) AS n"
+        f" FROM {store.database}.company_names WHERE company_key IN {{keys:Array(String)}}"
+        " GROUP BY company_key, company_name HAVING n > 0)"
+        " GROUP BY company_key",
+        {"keys": keys},
+    )
+    return {row["company_key"]: row["name"] for row in rows}
