@@ -192,11 +192,17 @@ class Replicator:
         if upper is None:
             return None
 
+        self._step_done("planned")
+
         table, events, last_change = self._fetch(lower, upper)
         token = f"{self.target}-{lower.token_part()}-{upper.token_part()}"
         self.store.insert_arrow("alert_changes", table.drop_columns(["event_id"]),
                                 dedup_token=token)
+        self._step_done("inserted")
+
         self._record_in_clickhouse(token, upper, table, events, last_change)
+        self._step_done("recorded")
+
         self._mark_applied(upper, events, table, last_change)
 
         result = BatchResult(events, len(table), upper, replayed, time.perf_counter() - started)
@@ -206,6 +212,9 @@ class Replicator:
             " (replayed after an interrupted batch)" if replayed else "",
         )
         return result
+
+    def _step_done(self, step: str) -> None:
+        """Called between the steps of a batch; tests override it to stop a batch there."""
 
     def drain(self, *, max_batches: int | None = None) -> int:
         """Replicate until no ended transaction's events are left; return the events moved."""

@@ -1,0 +1,70 @@
+"""Events are replicated in commit-safe order, whatever order their ids were handed out in."""
+
+from __future__ import annotations
+
+import psycopg
+
+from olap.replicator import Replicator
+from olap.store import ClickHouseStore
+from workflow.db import Database, attributed
+
+INSERT = (
+    "INSERT INTO alerts (alert_id, company_name, violation_type, severity, detected_at)"
+    " VALUES (%s, 'Initech', 'fraud', 'HIGH', now())"
+)
+
+
+def replicated_ids(store: ClickHouseStore) -> set[str]:
+    rows = store.query_rows(
+        f"SELECT alert_id FROM {store.database}.alert_changes GROUP BY alert_id"
+        " HAVING sum(sign) > 0"
+    )
+    return {row["alert_id"] for row in rows}
+
+
+def test_smaller_event_id_committed_late_is_not_skipped(
+    db: Database, store: ClickHouseStore, pg_url: str
+) -> None:
+    replicator = Replicator(db, store)
+    early = psycopg.connect(pg_url)
+    late = psycopg.connect(pg_url)
+    try:
+        attributed(early, actor="t1", source="test")
+        early.execute(INSERT, ("written-first",))
+        attributed(late, actor="t2", source="test")
+        late.execute(INSERT, ("written-second",))
+        late.commit()
+
+        replicator.drain()
+        held_back = replicated_ids(store)
+
+        early.commit()
+        replicator.drain()
+    finally:
+        early.close()
+        late.close()
+        replicator.release()
+
+    with db.reading() as conn:
+        ids = [r[0] for r in conn.execute("SELECT alert_id FROM alert_events ORDER BY event_id")]
+    assert ids == ["written-first", "written-second"]
+    assert held_back == set(), "nothing may pass a transaction still running"
+    assert replicated_ids(store) == {"written-first", "written-second"}
+
+
+def test_rolled_back_transaction_leaves_no_trace(
+    db: Database, store: ClickHouseStore, pg_url: str
+) -> None:
+    replicator = Replicator(db, store)
+    with psycopg.connect(pg_url) as conn:
+        attributed(conn, actor="t", source="test")
+        conn.execute(INSERT, ("rolled-back",))
+        conn.rollback()
+    with db.transaction() as conn:
+        conn.execute(INSERT, ("kept",))
+
+    replicator.drain()
+    replicator.release()
+
+    assert replicated_ids(store) == {"kept"}
+    assert replicator.watermark().events == 1
