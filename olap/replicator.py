@@ -157,6 +157,44 @@ class Replicator:
                 (self.target,),
             )
             conn.commit()
+        self._rebuild_if_target_lost()
+
+    def _rebuild_if_target_lost(self) -> None:
+        """Start over when ClickHouse lacks the batch PostgreSQL says was applied last.
+
+        That happens when the ClickHouse data was wiped or restored from an older copy; the events
+        are all still in PostgreSQL, so replaying them from the start rebuilds every view exactly.
+        """
+        with self.db.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT applied_tx::text, applied_event, batches_applied FROM replication_state"
+                " WHERE target = %s", (self.target,),
+            ).fetchone()
+            conn.rollback()
+        if row is None or row[2] == 0:
+            return
+        found = self.store.query_rows(
+            f"SELECT count() AS n FROM {self.store.database}.replication_batches"
+            " WHERE upper_tx = {tx:UInt64} AND upper_event = {event:Int64}",
+            {"tx": int(row[0]), "event": int(row[1])},
+        )
+        if found[0]["n"] > 0:
+            return
+        logger.warning(
+            "ClickHouse database %s does not hold the last applied batch (up to %s.%s): "
+            "replicating every event again from the start", self.target, row[0], row[1],
+        )
+        for table in ("alert_changes", "stats_hourly", "company_hourly", "company_names",
+                      "replication_batches"):
+            self.store.command(f"TRUNCATE TABLE {self.store.database}.{table}")
+        with self.db.pool.connection() as conn:
+            conn.execute(
+                "UPDATE replication_state SET applied_tx = '0', applied_event = 0,"
+                " pending_tx = NULL, pending_event = NULL, events_applied = 0,"
+                " batches_applied = 0, last_event_id = 0, updated_at = now() WHERE target = %s",
+                (self.target,),
+            )
+            conn.commit()
 
     def watermark(self) -> Watermark:
         with self.db.pool.connection() as conn:

@@ -1,0 +1,205 @@
+"""The ``/api/alerts/`` endpoints: the paginated list, one alert, its history, changes."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+from litestar import Request, Response, get, patch, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from api.errors import ApiError
+from api.params import parse_filters, parse_page
+from api.routing import answer
+from api.schemas import AlertIn, AlertOut, AlertPage, HistoryEntry, StatusChange
+from msd.runtime import Services
+from workflow.alerts import (
+    AlertNotFound,
+    InvalidCursor,
+    InvalidTransition,
+    ListFilters,
+    NewAlert,
+    StaleVersion,
+    encode_cursor,
+)
+
+__all__ = ["alert_handlers"]
+
+logger = logging.getLogger(__name__)
+
+MAX_CREATE = 1000
+
+
+def _services(state: State) -> Services:
+    return state.services
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    return {key: request.query_params.getall(key) for key in request.query_params}
+
+
+def _page_url(request: Request, **changes: Any) -> str:
+    query = _query(request)
+    for key, value in changes.items():
+        query.pop("page" if key == "cursor" else "cursor", None)
+        query[key] = [str(value)]
+    # The replaced API's URLs end in a slash; Litestar hands the path over without it.
+    path = request.url.path.rstrip("/") + "/"
+    return f"{str(request.base_url).rstrip('/')}{path}?{urlencode(query, doseq=True)}"
+
+
+@get("/api/alerts/", sync_to_thread=True, summary="List alerts, newest first")
+def list_alerts(
+    request: Request,
+    state: State,
+    severity: str | None = Parameter(default=None, description="LOW, MEDIUM, HIGH or CRITICAL"),
+    status: str | None = Parameter(default=None, description="PENDING, REVIEWING, ..."),
+    region: str | None = Parameter(default=None, description="Region code, e.g. CA"),
+    page: str | None = Parameter(default=None, description="Page number, from 1"),
+    page_size: str | None = Parameter(default=None, description="Rows per page, 1 to 500"),
+    cursor: str | None = Parameter(default=None, description="Keyset cursor from next_cursor"),
+) -> AlertPage:
+    query = _query(request)
+    filters = parse_filters(query)
+    pagination = parse_page(query)
+    where = ListFilters(filters.severity, filters.status, filters.region)
+    services = _services(state)
+
+    try:
+        rows = answer(
+            "alerts.list", services, where, limit=pagination.size + 1,
+            offset=(pagination.number - 1) * pagination.size, after=pagination.cursor,
+        )
+    except InvalidCursor as error:
+        raise ApiError(400, str(error), parameter="cursor") from None
+    count = answer("alerts.count", services, where)
+    if pagination.cursor is None and pagination.number > 1 and not rows:
+        raise ApiError(404, f"page {pagination.number} is past the last page", parameter="page")
+
+    more = len(rows) > pagination.size
+    rows = rows[: pagination.size]
+    next_cursor = encode_cursor(rows[-1]) if more and rows else None
+    return AlertPage(
+        count=count,
+        next=_next_url(request, pagination, next_cursor) if more else None,
+        previous=_page_url(request, page=pagination.number - 1)
+        if pagination.cursor is None and pagination.number > 1 else None,
+        results=[AlertOut.from_row(row) for row in rows],
+        next_cursor=next_cursor,
+    )
+
+
+def _next_url(request: Request, pagination: Any, next_cursor: str | None) -> str:
+    if pagination.cursor is not None:
+        return _page_url(request, cursor=next_cursor)
+    return _page_url(request, page=pagination.number + 1)
+
+
+@get("/api/alerts/{alert_id:str}/", sync_to_thread=True, summary="One alert")
+def get_alert(state: State, alert_id: str) -> AlertOut:
+    try:
+        return AlertOut.from_row(answer("alerts.detail", _services(state), alert_id))
+    except AlertNotFound:
+        raise ApiError(404, f"no alert with alert_id {alert_id!r}") from None
+
+
+@get("/api/alerts/{alert_id:str}/history/", sync_to_thread=True, summary="An alert's changes")
+def get_history(state: State, alert_id: str) -> list[HistoryEntry]:
+    entries = answer("alerts.history", _services(state), alert_id)
+    if not entries:
+        raise ApiError(404, f"no alert with alert_id {alert_id!r} was ever recorded")
+    return [HistoryEntry(**entry) for entry in entries]
+
+
+@patch("/api/alerts/{alert_id:str}/", sync_to_thread=True, summary="Change an alert's status")
+def change_status(state: State, alert_id: str, data: StatusChange) -> AlertOut:
+    try:
+        row = answer(
+            "alerts.change_status", _services(state), alert_id, data.status,
+            actor="api", note=data.note, expected_version=data.version,
+        )
+    except AlertNotFound:
+        raise ApiError(404, f"no alert with alert_id {alert_id!r}") from None
+    except InvalidTransition as error:
+        raise ApiError(
+            409, f"{error}; allowed from {error.current}: {', '.join(error.allowed)}",
+            field="status", allowed=list(error.allowed),
+        ) from None
+    except StaleVersion as error:
+        raise ApiError(409, str(error), field="version") from None
+    return AlertOut.from_row(row)
+
+
+@post("/api/alerts/", sync_to_thread=True, summary="Create one alert or a list of them")
+def create_alerts(state: State, request: Request, data: Any) -> Response[list[AlertOut]]:
+    items = _decode_new_alerts(data)
+    created, existing = answer("alerts.create", _services(state), items, "api")
+    if existing:
+        raise ApiError(
+            409, f"alert_id already exists: {', '.join(existing[:20])}; nothing was created",
+            field="alert_id",
+        )
+    return Response([AlertOut.from_row(row) for row in created], status_code=201)
+
+
+def _decode_new_alerts(data: Any) -> list[NewAlert]:
+    many = isinstance(data, list)
+    raw_items = data if many else [data]
+    if not raw_items:
+        raise ApiError(400, "the list of alerts is empty", field="body")
+    if len(raw_items) > MAX_CREATE:
+        raise ApiError(413, f"at most {MAX_CREATE} alerts per request, got {len(raw_items)}",
+                       field="body")
+    errors: list[dict[str, str]] = []
+    items: list[NewAlert] = []
+    for index, raw in enumerate(raw_items):
+        where = f"[{index}]" if many else ""
+        try:
+            alert = msgspec.convert(raw, AlertIn, strict=False)
+        except msgspec.ValidationError as error:
+            errors.append({"field": f"{where}{_path(error)}", "message": str(error)})
+            continue
+        items.append(_new_alert(alert))
+    duplicates = _duplicate_ids(items)
+    errors += [{"field": "alert_id", "message": f"{d!r} appears twice"} for d in duplicates]
+    if errors:
+        raise ApiError(400, "; ".join(e["message"] for e in errors[:10]), errors=errors)
+    return items
+
+
+def _path(error: msgspec.ValidationError) -> str:
+    text = str(error)
+    return text.split("at `$", 1)[1].rstrip("`") if "at `$" in text else ""
+
+
+def _duplicate_ids(items: list[NewAlert]) -> list[str]:
+    seen: set[str] = set()
+    return [i.alert_id for i in items if i.alert_id in seen or seen.add(i.alert_id)]
+
+
+def _new_alert(alert: AlertIn) -> NewAlert:
+    return NewAlert(
+        alert_id=alert.alert_id.strip(),
+        company_name=alert.company_name.strip(),
+        violation_type=alert.violation_type.strip(),
+        severity=alert.severity,
+        detected_at=_utc(alert.detected_at),
+        status=alert.status,
+        amount=None if alert.amount is None else Decimal(alert.amount),
+        region=alert.region.strip(),
+        resolved_at=None if alert.resolved_at is None else _utc(alert.resolved_at),
+        assignee=alert.assignee,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """A time without a zone is taken as UTC, never as the server's local time."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+alert_handlers = [list_alerts, get_alert, get_history, change_status, create_alerts]

@@ -1,0 +1,92 @@
+"""The Litestar application: routes, error format, OpenAPI, and the services it runs on."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from litestar import Litestar, get
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from api.aggregate_routes import aggregate_handlers
+from api.alert_routes import alert_handlers
+from api.errors import exception_handlers
+from api.schemas import Health
+from msd.runtime import Services
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@get("/health", sync_to_thread=True, summary="Whether both stores answer")
+def health(state: State) -> Health:
+    services: Services = state.services
+    postgres = clickhouse = "ok"
+    try:
+        watermark = services.watermark()
+    except Exception as error:  # health reports the failure instead of failing itself
+        logger.warning("health: PostgreSQL did not answer: %s", error)
+        postgres, watermark = "unavailable", None
+    try:
+        services.store.query_rows("SELECT 1 AS ok")
+    except Exception as error:
+        logger.warning("health: ClickHouse did not answer: %s", error)
+        clickhouse = "unavailable"
+    status = "ok" if postgres == clickhouse == "ok" else "degraded"
+    return Health(
+        status=status, postgres=postgres, clickhouse=clickhouse,
+        watermark=watermark.position if watermark else "unknown",
+        replicated_events=watermark.events if watermark else 0,
+    )
+
+
+def _request_log(app: ASGIApp) -> ASGIApp:
+    """One log line per request: method, path, status and time (query strings and auth left out)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 0}
+
+        async def record(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)  # type: ignore[arg-type]
+
+        await app(scope, receive, record)  # type: ignore[arg-type]
+        logger.info("%s %s %d %.1fms", scope["method"], scope["path"], status["code"],
+                    (time.perf_counter() - started) * 1000)
+
+    return middleware
+
+
+def create_app(services: Services, *, on_shutdown: list | None = None) -> Litestar:
+    """The API over ``services``; the caller owns them (and closes them in ``on_shutdown``)."""
+    return Litestar(
+        route_handlers=[*alert_handlers, *aggregate_handlers, health],
+        state=State({"services": services}),
+        exception_handlers=exception_handlers,  # type: ignore[arg-type]
+        middleware=[_request_log],
+        request_max_body_size=MAX_BODY_BYTES,
+        on_shutdown=on_shutdown or [],
+        openapi_config=OpenAPIConfig(
+            title="Market supervision alerts",
+            version="0.1.0",
+            path="/schema",
+        ),
+        on_app_init=[_quiet],
+    )
+
+
+def _quiet(config: AppConfig) -> AppConfig:
+    config.debug = False
+    return config
+

@@ -1,0 +1,147 @@
+"""One error format for the whole API: ``application/problem+json`` built in one place.
+
+Every error names what was wrong and, where there is one, the offending parameter or field.
+Database errors never reach the client with SQL text or server detail: the log keeps those.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+__all__ = ["ApiError", "Problem", "exception_handlers", "problem_response"]
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """The error body: RFC 9457 fields plus the list of what was wrong where."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] = []
+    allowed: list[str] = []
+
+
+class ApiError(Exception):
+    """An error the API answers with a problem body; raise it from handlers."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        parameter: str | None = None,
+        field: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        allowed: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or _TITLES.get(status, "Error")
+        self.errors = list(errors or [])
+        if parameter is not None:
+            self.errors.insert(0, {"parameter": parameter, "message": detail})
+        if field is not None:
+            self.errors.insert(0, {"field": field, "message": detail})
+        self.allowed = list(allowed or [])
+        self.headers = headers or {}
+
+
+_TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    503: "Service unavailable",
+    500: "Internal server error",
+}
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    allowed: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    problem = Problem(
+        type="about:blank",
+        title=title or _TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        errors=errors or [],
+        allowed=allowed or [],
+    )
+    return Response(
+        content=msgspec.json.encode(problem),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _api_error(_: Request, error: ApiError) -> Response[bytes]:
+    return problem_response(
+        error.status, error.detail, title=error.title, errors=error.errors,
+        allowed=error.allowed, headers=error.headers,
+    )
+
+
+def _validation_error(_: Request, error: ValidationException) -> Response[bytes]:
+    errors = [_describe(item) for item in (error.extra or []) if isinstance(item, dict)]
+    detail = "; ".join(e["message"] for e in errors) or str(error.detail)
+    return problem_response(400, detail, errors=errors)
+
+
+def _describe(item: dict[str, Any]) -> dict[str, str]:
+    key = item.get("key")
+    source = item.get("source")
+    message = str(item.get("message", "invalid value"))
+    where = "field" if source in (None, "body") else "parameter"
+    described = {"message": f"{key}: {message}" if key else message}
+    if key:
+        described[where] = str(key)
+    return described
+
+
+def _http_error(request: Request, error: HTTPException) -> Response[bytes]:
+    status = error.status_code
+    if status >= 500:
+        return _unexpected(request, error)
+    detail = str(error.detail)
+    if isinstance(error, NotFoundException) and detail in ("Not Found", ""):
+        detail = f"no such endpoint or resource: {request.url.path}"
+    return problem_response(status, detail, headers=dict(error.headers or {}))
+
+
+def _unexpected(request: Request, error: Exception) -> Response[bytes]:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem_response(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "the server failed to answer this request; the error is in its log",
+    )
+
+
+exception_handlers = {
+    ApiError: _api_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    Exception: _unexpected,
+}

@@ -1,0 +1,229 @@
+"""The ``msd`` command: every part of the service is one of its subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+from msd.settings import SETTINGS, Settings, SettingsError, load_settings, mask_url
+
+__all__ = ["main"]
+
+logger = logging.getLogger("msd")
+
+DEMO_ALERTS = 100_000
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also read from MSD_<NAME>)")
+    for setting in SETTINGS:
+        flag = "--" + setting.name.replace("_", "-")
+        default = f" (default {setting.default})" if setting.default else ""
+        group.add_argument(flag, dest=setting.name, default=None, help=setting.help + default)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings({s.name: getattr(args, s.name, None) for s in SETTINGS})
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "uvicorn.access", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from msd.runtime import open_services
+
+    services = open_services(settings, pool_size=2)
+    services.close()
+    print(f"PostgreSQL and ClickHouse schemas are up to date ({_where(settings)})")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from msd.runtime import open_services
+
+    services = open_services(settings)
+    if not args.no_replicate:
+        services.start_replication()
+    return _serve(services)
+
+
+def _serve(services) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = services.settings
+    app = create_app(services, on_shutdown=[services.close])
+    print(f"serving on http://{settings.host}:{settings.port}/  (API under /api/alerts/, "
+          f"OpenAPI at /schema/openapi.json); Ctrl-C stops", flush=True)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port,
+                            log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest import ingest_files
+    from workflow.db import open_pool
+
+    db = open_pool(settings, max_size=2)
+    try:
+        report = ingest_files(
+            db, [Path(p) for p in args.files], source_format=args.format, actor="cli",
+            rejects_path=Path(args.rejects) if args.rejects else None,
+            progress=sys.stderr.isatty(),
+        )
+    finally:
+        db.close()
+    print(report.summary())
+    _replicate_now_if_possible(settings)
+    return 0 if report.rejected == 0 else 3
+
+
+def _replicate_now_if_possible(settings: Settings) -> None:
+    """Replicate what was just written, unless a running replicator will (say which)."""
+    from msd.runtime import open_services
+    from olap.store import StoreBusyError
+
+    try:
+        services = open_services(settings, pool_size=2)
+    except StoreBusyError as error:
+        print(f"not replicating here: {error}")
+        return
+    try:
+        if not services.replicator.acquire(wait=False):
+            print("a running replicator will move these changes to ClickHouse")
+            return
+        moved = services.replicator.drain()
+        print(f"replicated {moved} change events to ClickHouse")
+    finally:
+        services.close()
+
+
+def cmd_replicate(settings: Settings, args: argparse.Namespace) -> int:
+    from msd.runtime import open_services
+
+    services = open_services(settings, pool_size=2)
+    try:
+        if args.once:
+            print(f"replicated {services.replicator.drain()} change events")
+            return 0
+        print(f"replicating to ClickHouse ({_where(settings)}); Ctrl-C stops", flush=True)
+        stop = threading.Event()
+        try:
+            services.replicator.run_forever(stop, settings.replication_interval)
+        except KeyboardInterrupt:
+            stop.set()
+        return 0
+    finally:
+        services.close()
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from msd.runtime import open_services
+
+    services = open_services(settings)
+    if args.from_files:
+        from ingest import ingest_files
+
+        report = ingest_files(services.db, [Path(p) for p in args.from_files], actor="demo",
+                              progress=sys.stderr.isatty())
+        print(report.summary())
+    elif _alert_count(services) == 0:
+        from ingest.generate import load_generated
+
+        print(f"loading {args.alerts:,} generated demo alerts (seed {args.seed})...", flush=True)
+        print(load_generated(services.db, args.alerts, seed=args.seed).summary())
+    moved = services.replicator.drain()
+    print(f"replicated {moved:,} change events to ClickHouse")
+    services.start_replication()
+    return _serve(services)
+
+
+def _alert_count(services) -> int:
+    with services.db.reading() as conn:
+        count = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        conn.rollback()
+    return int(count)
+
+
+def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
+    from workflow.embedded import stop_embedded_postgres
+
+    if settings.database_url is not None:
+        print("MSD_DATABASE_URL names a server: nothing embedded to stop")
+        return 0
+    stopped = stop_embedded_postgres(settings.data_dir)
+    print("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running")
+    return 0
+
+
+def _where(settings: Settings) -> str:
+    return (f"PostgreSQL {mask_url(settings.database_url)}, "
+            f"ClickHouse {mask_url(settings.clickhouse_url)}, data folder {settings.data_dir}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="msd", description="Market supervision analytics: alerts, trends, top companies."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _add_setting_flags(sub)
+        sub.set_defaults(run=run)
+        return sub
+
+    command("migrate", cmd_migrate, "Create or upgrade both schemas, then exit.")
+    serve = command("serve", cmd_serve, "Serve the API (and replicate, unless told not to).")
+    serve.add_argument("--no-replicate", action="store_true",
+                       help="leave replication to a separate `msd replicate`")
+    ingest = command("ingest", cmd_ingest, "Load alert files (CSV, JSON Lines, Parquet).")
+    ingest.add_argument("files", nargs="+", help="files to load")
+    ingest.add_argument("--format", default=None,
+                        help="native, cfpb, violation_tracker or a mapping .toml (default: detect)")
+    ingest.add_argument("--rejects", default=None, help="where to write rejected rows (CSV)")
+    replicate = command("replicate", cmd_replicate, "Replicate changes to ClickHouse.")
+    replicate.add_argument("--once", action="store_true", help="drain what is there, then exit")
+    demo = command("demo", cmd_demo, "Start everything embedded on demo data and serve it.")
+    demo.add_argument("--from", dest="from_files", nargs="+", default=None,
+                      help="load these files instead of generated data")
+    demo.add_argument("--alerts", type=int, default=DEMO_ALERTS, help="generated alerts to load")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the generated data")
+    command("stop", cmd_stop, "Stop the embedded PostgreSQL server.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        _configure_logging(settings.log_level)
+        return int(args.run(settings, args) or 0)
+    except SettingsError as error:
+        print(f"msd: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        from olap.store import StoreBusyError
+
+        if isinstance(error, StoreBusyError):
+            print(f"msd: error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The running parts of one process: the PostgreSQL pool, the ClickHouse store, the replicator."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from msd.settings import Settings
+from olap.replicator import Replicator, Watermark
+from olap.store import ClickHouseStore, open_store
+from workflow.db import Database, open_pool
+
+__all__ = ["Services", "open_services"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: ClickHouseStore
+    replicator: Replicator
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def watermark(self) -> Watermark:
+        return self.replicator.watermark()
+
+    def start_replication(self) -> None:
+        """Replicate in a background thread of this process until ``close``."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self.replicator.run_forever,
+            args=(self._stop, self.settings.replication_interval),
+            name="replicator",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("replicating in this process every %.2fs at most",
+                    self.settings.replication_interval)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.replicator.release()
+        self.store.close()
+        self.db.close()
+
+
+def open_services(settings: Settings, *, pool_size: int = 10) -> Services:
+    """Connect to both stores (starting the embedded ones as needed) and migrate them."""
+    db = open_pool(settings, max_size=pool_size)
+    try:
+        store = open_store(settings)
+    except Exception:
+        db.close()
+        raise
+    replicator = Replicator(db, store, batch_size=settings.replication_batch)
+    return Services(settings, db, store, replicator)
