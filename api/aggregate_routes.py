@@ -12,9 +12,18 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.datastructures import State
-from litestar.params import Parameter
 
-from api.params import parse_filters, parse_window
+from api.params import (
+    DaysParam,
+    RegionParam,
+    SeverityParam,
+    SinceParam,
+    StatusParam,
+    UntilParam,
+    ZoneParam,
+    parse_filters,
+    parse_window,
+)
 from api.routing import answer
 from api.schemas import CompanyOut, StatisticsOut, TrendOut
 from msd.runtime import Services
@@ -44,25 +53,17 @@ def _run(name: str, request: Request, state: State) -> tuple[Any, dict[str, str]
     return result, headers
 
 
-_WINDOW_DOC = {
-    "days": Parameter(str, default=None, description="Days back from today, 1 to 3660"),
-    "since": Parameter(str, default=None, description="First day (or instant), ISO 8601"),
-    "until": Parameter(str, default=None, description="Last day (or instant), ISO 8601"),
-    "tz": Parameter(str, default=None, description="IANA zone for day boundaries"),
-}
-
-
 @get("/api/alerts/statistics/", sync_to_thread=True, summary="Totals over a window")
 def statistics(
     request: Request,
     state: State,
-    severity: str | None = None,
-    status: str | None = None,
-    region: str | None = None,
-    days: str | None = _WINDOW_DOC["days"],
-    since: str | None = _WINDOW_DOC["since"],
-    until: str | None = _WINDOW_DOC["until"],
-    tz: str | None = _WINDOW_DOC["tz"],
+    severity: SeverityParam = None,
+    status: StatusParam = None,
+    region: RegionParam = None,
+    days: DaysParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    tz: ZoneParam = None,
 ) -> Response[StatisticsOut]:
     stats, headers = _run("statistics", request, state)
     body = StatisticsOut(
@@ -76,13 +77,13 @@ def statistics(
 def risk_trends(
     request: Request,
     state: State,
-    severity: str | None = None,
-    status: str | None = None,
-    region: str | None = None,
-    days: str | None = _WINDOW_DOC["days"],
-    since: str | None = _WINDOW_DOC["since"],
-    until: str | None = _WINDOW_DOC["until"],
-    tz: str | None = _WINDOW_DOC["tz"],
+    severity: SeverityParam = None,
+    status: StatusParam = None,
+    region: RegionParam = None,
+    days: DaysParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    tz: ZoneParam = None,
 ) -> Response[list[TrendOut]]:
     rows, headers = _run("risk_trends", request, state)
     body = [
@@ -101,13 +102,13 @@ def risk_trends(
 def top_companies(
     request: Request,
     state: State,
-    severity: str | None = None,
-    status: str | None = None,
-    region: str | None = None,
-    days: str | None = _WINDOW_DOC["days"],
-    since: str | None = _WINDOW_DOC["since"],
-    until: str | None = _WINDOW_DOC["until"],
-    tz: str | None = _WINDOW_DOC["tz"],
+    severity: SeverityParam = None,
+    status: StatusParam = None,
+    region: RegionParam = None,
+    days: DaysParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    tz: ZoneParam = None,
 ) -> Response[list[CompanyOut]]:
     rows, headers = _run("top_companies", request, state)
     body = [

@@ -10,11 +10,20 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, patch, post
+from litestar.params import FromPath, JSONBody
 from litestar.datastructures import State
-from litestar.params import Parameter
 
 from api.errors import ApiError
-from api.params import parse_filters, parse_page
+from api.params import (
+    CursorParam,
+    PageParam,
+    PageSizeParam,
+    RegionParam,
+    SeverityParam,
+    StatusParam,
+    parse_filters,
+    parse_page,
+)
 from api.routing import answer
 from api.schemas import AlertIn, AlertOut, AlertPage, HistoryEntry, StatusChange
 from msd.runtime import Services
@@ -57,12 +66,12 @@ def _page_url(request: Request, **changes: Any) -> str:
 def list_alerts(
     request: Request,
     state: State,
-    severity: str | None = Parameter(default=None, description="LOW, MEDIUM, HIGH or CRITICAL"),
-    status: str | None = Parameter(default=None, description="PENDING, REVIEWING, ..."),
-    region: str | None = Parameter(default=None, description="Region code, e.g. CA"),
-    page: str | None = Parameter(default=None, description="Page number, from 1"),
-    page_size: str | None = Parameter(default=None, description="Rows per page, 1 to 500"),
-    cursor: str | None = Parameter(default=None, description="Keyset cursor from next_cursor"),
+    severity: SeverityParam = None,
+    status: StatusParam = None,
+    region: RegionParam = None,
+    page: PageParam = None,
+    page_size: PageSizeParam = None,
+    cursor: CursorParam = None,
 ) -> AlertPage:
     query = _query(request)
     filters = parse_filters(query)
@@ -101,7 +110,7 @@ def _next_url(request: Request, pagination: Any, next_cursor: str | None) -> str
 
 
 @get("/api/alerts/{alert_id:str}/", sync_to_thread=True, summary="One alert")
-def get_alert(state: State, alert_id: str) -> AlertOut:
+def get_alert(state: State, alert_id: FromPath[str]) -> AlertOut:
     try:
         return AlertOut.from_row(answer("alerts.detail", _services(state), alert_id))
     except AlertNotFound:
@@ -109,7 +118,7 @@ def get_alert(state: State, alert_id: str) -> AlertOut:
 
 
 @get("/api/alerts/{alert_id:str}/history/", sync_to_thread=True, summary="An alert's changes")
-def get_history(state: State, alert_id: str) -> list[HistoryEntry]:
+def get_history(state: State, alert_id: FromPath[str]) -> list[HistoryEntry]:
     entries = answer("alerts.history", _services(state), alert_id)
     if not entries:
         raise ApiError(404, f"no alert with alert_id {alert_id!r} was ever recorded")
@@ -117,7 +126,7 @@ def get_history(state: State, alert_id: str) -> list[HistoryEntry]:
 
 
 @patch("/api/alerts/{alert_id:str}/", sync_to_thread=True, summary="Change an alert's status")
-def change_status(state: State, alert_id: str, data: StatusChange) -> AlertOut:
+def change_status(state: State, alert_id: FromPath[str], data: JSONBody[StatusChange]) -> AlertOut:
     try:
         row = answer(
             "alerts.change_status", _services(state), alert_id, data.status,
@@ -136,7 +145,7 @@ def change_status(state: State, alert_id: str, data: StatusChange) -> AlertOut:
 
 
 @post("/api/alerts/", sync_to_thread=True, summary="Create one alert or a list of them")
-def create_alerts(state: State, request: Request, data: Any) -> Response[list[AlertOut]]:
+def create_alerts(state: State, data: JSONBody[Any]) -> Response[list[AlertOut]]:
     items = _decode_new_alerts(data)
     created, existing = answer("alerts.create", _services(state), items, "api")
     if existing:
@@ -160,7 +169,7 @@ def _decode_new_alerts(data: Any) -> list[NewAlert]:
     for index, raw in enumerate(raw_items):
         where = f"[{index}]" if many else ""
         try:
-            alert = msgspec.convert(raw, AlertIn, strict=False)
+            alert = msgspec.convert(_normalise(raw), AlertIn, strict=False)
         except msgspec.ValidationError as error:
             errors.append({"field": f"{where}{_path(error)}", "message": str(error)})
             continue
@@ -170,6 +179,21 @@ def _decode_new_alerts(data: Any) -> list[NewAlert]:
     if errors:
         raise ApiError(400, "; ".join(e["message"] for e in errors[:10]), errors=errors)
     return items
+
+
+def _normalise(raw: Any) -> Any:
+    """Accept what people type: lower-case enums, and a bare date for a time (midnight UTC)."""
+    if not isinstance(raw, dict):
+        return raw
+    fixed = dict(raw)
+    for name in ("severity", "status"):
+        if isinstance(fixed.get(name), str):
+            fixed[name] = fixed[name].strip().upper()
+    for name in ("detected_at", "resolved_at"):
+        value = fixed.get(name)
+        if isinstance(value, str) and len(value.strip()) == 10:
+            fixed[name] = value.strip() + "T00:00:00Z"
+    return fixed
 
 
 def _path(error: msgspec.ValidationError) -> str:

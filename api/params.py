@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Mapping
+from typing import Annotated, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from litestar.params import QueryParameter
 
 from api.errors import ApiError
 from olap.queries import (
@@ -20,8 +22,26 @@ from olap.queries import (
 
 __all__ = ["Page", "Limits", "parse_filters", "parse_page", "parse_window"]
 
+
+def _documented(description: str) -> object:
+    return Annotated[str | None, QueryParameter(description=description)]
+
+
+# How the query parameters appear in the OpenAPI schema. Handlers declare them for the schema;
+# the parse_* functions below validate them all in one place, with messages naming them.
+SeverityParam = _documented("LOW, MEDIUM, HIGH or CRITICAL; several comma-separated")
+StatusParam = _documented("PENDING, REVIEWING, RESOLVED or DISMISSED; several comma-separated")
+RegionParam = _documented("Region code such as CA; several comma-separated")
+PageParam = _documented("Page number, from 1")
+PageSizeParam = _documented("Rows per page, 1 to 500 (default 20)")
+CursorParam = _documented("Keyset cursor: a next_cursor from an earlier page")
+DaysParam = _documented("Days back from today, today included: 1 to 36600 (default 30)")
+SinceParam = _documented("First day (2024-05-01, included) or instant (ISO 8601)")
+UntilParam = _documented("Last day (included) or instant (excluded), ISO 8601")
+ZoneParam = _documented("IANA zone for day boundaries (default the server's, UTC)")
+
 MAX_FILTER_VALUES = 50
-MAX_DAYS = 3660
+MAX_DAYS = 36_600  # a century of daily rows: decades of history stay reachable
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,18 @@
 """Moves committed alert changes from PostgreSQL's ``alert_events`` into ClickHouse, exactly once.
 
 Order and bounds. Event ids and transaction ids are handed out when a transaction writes, not when
-it commits, so a smaller id can commit after a larger one was read. The replicator therefore only
-reads events whose transaction id is below the oldest transaction still running
-(``pg_snapshot_xmin``): every such transaction has ended, so the set of events below that bound can
-no longer change. It walks them in (tx_id, event_id) order.
+it commits, so a smaller id can commit after a larger one was read: no id is a safe cursor. The
+replicator works in rounds between two PostgreSQL snapshots instead. Everything committed as of the
+base snapshot is in ClickHouse; a round takes a new target snapshot and applies the events of the
+transactions the target sees as committed and the base did not. That set can no longer change,
+and a transaction still running at the target simply falls into a later round, so neither a
+late commit nor a long-running transaction is ever skipped or blocks the others. Within a round
+the events are applied in (tx_id, event_id) order, in batches.
 
 Exactly once. A batch is first planned (its upper bound written to ``replication_state``), then
-inserted into ClickHouse as one block with a deduplication token naming its bounds, then marked
-applied. After a crash at any point the same planned batch is replayed with the same token;
-ClickHouse drops whatever part of it had already landed, in the table and in every view.
+inserted into ClickHouse as one block with a deduplication token naming its round and bounds,
+then marked applied. After a crash at any point the same planned batch is replayed with the same
+token; ClickHouse drops whatever part of it had already landed, in the table and in every view.
 
 Cancelling. An update becomes a -1 row with the old state and a +1 row with the new one, a delete a
 -1 row, so every sum in the views stays exact whatever the order of merges.
@@ -17,6 +20,7 @@ Cancelling. An update becomes a -1 row with the old state and a +1 row with the 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import threading
@@ -53,16 +57,23 @@ SELECT e.event_id, {sign} AS sign, r.id AS alert_pk, r.alert_id, r.version, r.co
        coalesce(extract(epoch FROM r.resolved_at - r.detected_at)::bigint, 0)
            AS resolution_seconds
 FROM alert_events e, jsonb_to_record(e.{side}) AS r({fields})
-WHERE (e.tx_id, e.event_id) > (%(lo_tx)s::xid8, %(lo_event)s)
+WHERE {round} AND e.{side} IS NOT NULL
   AND (e.tx_id, e.event_id) <= (%(hi_tx)s::xid8, %(hi_event)s)
-  AND e.{side} IS NOT NULL
 """
+
+# The events of one round past the applied position: committed as of the target snapshot and not
+# as of the base. The xmin/xmax bounds only narrow the index range.
+_ROUND = """e.tx_id >= pg_snapshot_xmin(%(base)s::pg_snapshot)
+  AND e.tx_id < pg_snapshot_xmax(%(target)s::pg_snapshot)
+  AND pg_visible_in_snapshot(e.tx_id, %(target)s::pg_snapshot)
+  AND NOT pg_visible_in_snapshot(e.tx_id, %(base)s::pg_snapshot)
+  AND (e.tx_id, e.event_id) > (%(lo_tx)s::xid8, %(lo_event)s)"""
 
 _BATCH_ROWS_SQL = (
     "COPY ("
-    + _SIDE.format(sign=-1, side="before", fields=_FIELDS)
+    + _SIDE.format(sign=-1, side="before", fields=_FIELDS, round=_ROUND)
     + " UNION ALL "
-    + _SIDE.format(sign=1, side="after", fields=_FIELDS)
+    + _SIDE.format(sign=1, side="after", fields=_FIELDS, round=_ROUND)
     + ") TO STDOUT WITH (FORMAT csv, HEADER true)"
 )
 
@@ -84,19 +95,22 @@ _CSV_TYPES = {
     "resolution_seconds": pa.int64(),
 }
 
-# The upper bound of the next batch: at most `limit` events past the applied position, all of
-# them from transactions that have ended. One statement, so one snapshot.
+# The upper bound of the next batch: at most `limit` events of the round past the applied position.
 _PLAN_SQL = """
-SELECT tx_id::text, event_id, count(*) OVER () AS events FROM (
-    SELECT tx_id, event_id FROM alert_events
-    WHERE (tx_id, event_id) > (%(lo_tx)s::xid8, %(lo_event)s)
-      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx_id, event_id
+SELECT tx_id::text, event_id FROM (
+    SELECT e.tx_id, e.event_id FROM alert_events e
+    WHERE """ + _ROUND + """
+    ORDER BY e.tx_id, e.event_id
     LIMIT %(limit)s
 ) AS next_events
 ORDER BY tx_id DESC, event_id DESC
 LIMIT 1
 """
+
+_SUMMARY_SQL = (
+    "SELECT count(*), max(occurred_at) FROM alert_events e WHERE " + _ROUND
+    + " AND (e.tx_id, e.event_id) <= (%(hi_tx)s::xid8, %(hi_event)s)"
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,25 @@ class Position:
 
     def token_part(self) -> str:
         return f"{self.tx}.{self.event}"
+
+
+@dataclass(frozen=True)
+class Round:
+    """The snapshots a round runs between, and how far into it the applied batches reach."""
+
+    base: str
+    target: str
+    applied: Position
+
+    def bounds(self, upper: Position) -> dict[str, object]:
+        return {
+            "base": self.base, "target": self.target, "lo_tx": self.applied.tx,
+            "lo_event": self.applied.event, "hi_tx": upper.tx, "hi_event": upper.event,
+        }
+
+    def token(self, target_name: str, upper: Position) -> str:
+        snapshots = hashlib.sha1(f"{self.base}|{self.target}".encode()).hexdigest()[:16]
+        return f"{target_name}-{snapshots}-{self.applied.token_part()}-{upper.token_part()}"
 
 
 @dataclass(frozen=True)
@@ -132,8 +165,9 @@ class Watermark:
 
 
 def read_watermark(conn: psycopg.Connection, target: str) -> Watermark:
+    """The position is the count of applied batches and events: it grows with every batch."""
     row = conn.execute(
-        "SELECT applied_tx::text || '.' || applied_event, events_applied, last_event_id,"
+        "SELECT batches_applied::text || '.' || events_applied, events_applied, last_event_id,"
         " last_change_at, updated_at FROM replication_state WHERE target = %s",
         (target,),
     ).fetchone()
@@ -167,29 +201,27 @@ class Replicator:
         """
         with self.db.pool.connection() as conn:
             row = conn.execute(
-                "SELECT applied_tx::text, applied_event, batches_applied FROM replication_state"
-                " WHERE target = %s", (self.target,),
+                "SELECT batches_applied FROM replication_state WHERE target = %s", (self.target,),
             ).fetchone()
             conn.rollback()
-        if row is None or row[2] == 0:
+        if row is None or row[0] == 0:
             return
         found = self.store.query_rows(
-            f"SELECT count() AS n FROM {self.store.database}.replication_batches"
-            " WHERE upper_tx = {tx:UInt64} AND upper_event = {event:Int64}",
-            {"tx": int(row[0]), "event": int(row[1])},
+            f"SELECT count() AS n FROM {self.store.database}.replication_batches FINAL"
         )
-        if found[0]["n"] > 0:
+        if found[0]["n"] >= row[0]:
             return
         logger.warning(
-            "ClickHouse database %s does not hold the last applied batch (up to %s.%s): "
-            "replicating every event again from the start", self.target, row[0], row[1],
+            "ClickHouse database %s holds %d of the %d batches applied to it: replicating every "
+            "event again from the start", self.target, found[0]["n"], row[0],
         )
         for table in ("alert_changes", "stats_hourly", "company_hourly", "company_names",
                       "replication_batches"):
             self.store.command(f"TRUNCATE TABLE {self.store.database}.{table}")
         with self.db.pool.connection() as conn:
             conn.execute(
-                "UPDATE replication_state SET applied_tx = '0', applied_event = 0,"
+                "UPDATE replication_state SET base_snapshot = '1:1:', target_snapshot = NULL,"
+                " applied_tx = '0', applied_event = 0,"
                 " pending_tx = NULL, pending_event = NULL, events_applied = 0,"
                 " batches_applied = 0, last_event_id = 0, updated_at = now() WHERE target = %s",
                 (self.target,),
@@ -226,14 +258,13 @@ class Replicator:
         """Apply one batch (a planned one first, if a crash left one); None when idle."""
         self.acquire()
         started = time.perf_counter()
-        lower, upper, replayed = self._next_batch()
-        if upper is None:
+        current, upper, replayed = self._next_batch()
+        if current is None or upper is None:
             return None
-
         self._step_done("planned")
 
-        table, events, last_change = self._fetch(lower, upper)
-        token = f"{self.target}-{lower.token_part()}-{upper.token_part()}"
+        table, events, last_change = self._fetch(current, upper)
+        token = current.token(self.target, upper)
         self.store.insert_arrow("alert_changes", table.drop_columns(["event_id"]),
                                 dedup_token=token)
         self._step_done("inserted")
@@ -242,7 +273,6 @@ class Replicator:
         self._step_done("recorded")
 
         self._mark_applied(upper, events, table, last_change)
-
         result = BatchResult(events, len(table), upper, replayed, time.perf_counter() - started)
         logger.info(
             "replicated %d events (%d rows) up to %s in %.3fs%s",
@@ -287,49 +317,66 @@ class Replicator:
             logger.exception("replication batch failed; it will be retried")
             time.sleep(1.0)
 
-    def _next_batch(self) -> tuple[Position, Position | None, bool]:
+    def _next_batch(self) -> tuple[Round | None, Position | None, bool]:
+        """The round and upper bound of the next batch: a pending one, else a newly planned one."""
         with self.db.pool.connection() as conn:
             row = conn.execute(
-                "SELECT applied_tx::text, applied_event, pending_tx::text, pending_event"
+                "SELECT base_snapshot::text, target_snapshot::text, applied_tx::text,"
+                " applied_event, pending_tx::text, pending_event"
                 " FROM replication_state WHERE target = %s",
                 (self.target,),
             ).fetchone()
             assert row is not None, "replication_state row is created in __init__"
-            lower = Position(row[0], row[1])
-            if row[2] is not None:
+            base, target, applied = row[0], row[1], Position(row[2], row[3])
+            if row[4] is not None:
                 conn.rollback()
-                return lower, Position(row[2], row[3]), True
+                return Round(base, target, applied), Position(row[4], row[5]), True
 
-            planned = conn.execute(
-                _PLAN_SQL, {"lo_tx": lower.tx, "lo_event": lower.event, "limit": self.batch_size}
-            ).fetchone()
-            if planned is None:
-                conn.rollback()
-                return lower, None, False
-            upper = Position(planned[0], planned[1])
+            upper = self._plan(conn, Round(base, target, applied)) if target else None
+            if target is not None and upper is None:
+                base, target = target, None  # the round is done: its target is the new base
+            if target is None:
+                target, applied = _current_snapshot(conn), Position("0", 0)
+                upper = self._plan(conn, Round(base, target, applied))
+            if upper is None:
+                self._close_round(conn, base, finished=base != row[0])
+                return None, None, False
+
             conn.execute(
-                "UPDATE replication_state SET pending_tx = %s::xid8, pending_event = %s,"
-                " updated_at = now() WHERE target = %s",
-                (upper.tx, upper.event, self.target),
+                "UPDATE replication_state SET base_snapshot = %s::pg_snapshot,"
+                " target_snapshot = %s::pg_snapshot, applied_tx = %s::xid8, applied_event = %s,"
+                " pending_tx = %s::xid8, pending_event = %s, updated_at = now()"
+                " WHERE target = %s",
+                (base, target, applied.tx, applied.event, upper.tx, upper.event, self.target),
             )
             conn.commit()
-            return lower, upper, False
+            return Round(base, target, applied), upper, False
 
-    def _fetch(self, lower: Position, upper: Position) -> tuple[pa.Table, int, datetime | None]:
-        bounds = {
-            "lo_tx": lower.tx, "lo_event": lower.event, "hi_tx": upper.tx, "hi_event": upper.event
-        }
+    def _close_round(self, conn: psycopg.Connection, base: str, *, finished: bool) -> None:
+        """Record a finished round's target as the base; an idle poll writes nothing."""
+        if not finished:
+            conn.rollback()
+            return
+        conn.execute(
+            "UPDATE replication_state SET base_snapshot = %s::pg_snapshot, target_snapshot = NULL,"
+            " applied_tx = '0', applied_event = 0, updated_at = now() WHERE target = %s",
+            (base, self.target),
+        )
+        conn.commit()
+
+    def _plan(self, conn: psycopg.Connection, current: Round) -> Position | None:
+        bounds = current.bounds(Position("0", 0)) | {"limit": self.batch_size}
+        planned = conn.execute(_PLAN_SQL, bounds).fetchone()
+        return None if planned is None else Position(planned[0], planned[1])
+
+    def _fetch(self, current: Round, upper: Position) -> tuple[pa.Table, int, datetime | None]:
+        bounds = current.bounds(upper)
         with self.db.pool.connection() as conn:
             buffer = io.BytesIO()
             with conn.cursor().copy(_BATCH_ROWS_SQL, bounds) as copy:
                 for chunk in copy:
                     buffer.write(chunk)
-            summary = conn.execute(
-                "SELECT count(*), max(occurred_at) FROM alert_events"
-                " WHERE (tx_id, event_id) > (%(lo_tx)s::xid8, %(lo_event)s)"
-                " AND (tx_id, event_id) <= (%(hi_tx)s::xid8, %(hi_event)s)",
-                bounds,
-            ).fetchone()
+            summary = conn.execute(_SUMMARY_SQL, bounds).fetchone()
             conn.rollback()
         assert summary is not None
         return _parse_rows(buffer.getvalue()), int(summary[0]), summary[1]
@@ -355,7 +402,8 @@ class Replicator:
         last_event = int(pa.compute.max(table["event_id"]).as_py() or 0) if len(table) else 0
         with self.db.pool.connection() as conn:
             conn.execute(
-                "UPDATE replication_state SET applied_tx = pending_tx, applied_event = pending_event,"
+                "UPDATE replication_state SET applied_tx = pending_tx,"
+                " applied_event = pending_event,"
                 " pending_tx = NULL, pending_event = NULL, events_applied = events_applied + %s,"
                 " batches_applied = batches_applied + 1,"
                 " last_event_id = greatest(last_event_id, %s),"
@@ -364,6 +412,12 @@ class Replicator:
                 (events, last_event, last_change, self.target, upper.tx, upper.event),
             )
             conn.commit()
+
+
+def _current_snapshot(conn: psycopg.Connection) -> str:
+    snapshot = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+    assert snapshot is not None
+    return str(snapshot[0])
 
 
 def _parse_rows(data: bytes) -> pa.Table:

@@ -223,7 +223,6 @@ def create_alerts(
             )
         ]
         if existing:
-            conn.rollback()
             return [], existing
         insert = sql.SQL("INSERT INTO alerts ({}) VALUES ({}) RETURNING {}").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in _NEW_COLUMNS),

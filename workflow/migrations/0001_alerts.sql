@@ -59,9 +59,13 @@ CREATE INDEX alert_events_history ON alert_events (alert_id, event_id);
 
 CREATE TABLE replication_state (
     target          text PRIMARY KEY,
-    -- Every event at or below (applied_tx, applied_event) in (tx_id, event_id) order is in
-    -- ClickHouse. A planned batch runs from there to (pending_tx, pending_event) and is
-    -- replayed with the same deduplication token after a crash.
+    -- Every event of a transaction visible in base_snapshot is in ClickHouse. A round moves the
+    -- base to a newer target_snapshot: the events visible in the target but not in the base are
+    -- applied in (tx_id, event_id) order, in batches; those up to (applied_tx, applied_event)
+    -- already are. A planned batch ends at (pending_tx, pending_event) and is replayed with the
+    -- same deduplication token after a crash.
+    base_snapshot   pg_snapshot NOT NULL DEFAULT '1:1:',
+    target_snapshot pg_snapshot,
     applied_tx      xid8 NOT NULL DEFAULT '0',
     applied_event   bigint NOT NULL DEFAULT 0,
     pending_tx      xid8,

@@ -1,0 +1,147 @@
+"""The workflow endpoints keep the replaced dashboard's contract and answer from PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from litestar.testing import TestClient
+
+from msd.runtime import Services
+from tests.api.conftest import seed_alerts
+
+
+@pytest.fixture
+def seeded(services: Services) -> Services:
+    seed_alerts(services.db, 120)
+    return services
+
+
+def test_list_is_paginated_newest_first_with_drf_fields(client: TestClient, seeded: Services):
+    body = client.get("/api/alerts/", params={"page_size": 25}).json()
+
+    assert set(body) >= {"count", "next", "previous", "results"}
+    assert body["count"] == 120 and len(body["results"]) == 25 and body["previous"] is None
+    assert body["next"].endswith("/api/alerts/?page_size=25&page=2")
+    times = [row["detected_at"] for row in body["results"]]
+    assert times == sorted(times, reverse=True)
+    first = body["results"][0]
+    assert set(first) >= {"id", "alert_id", "company_name", "violation_type", "severity",
+                          "status", "amount", "region", "detected_at", "created_at",
+                          "updated_at", "resolved_at"}
+
+
+def test_filters_combine_and_count_matches(client: TestClient, seeded: Services) -> None:
+    body = client.get("/api/alerts/?severity=HIGH&region=TX&page_size=500").json()
+
+    assert body["count"] == len(body["results"]) > 0
+    assert {(r["severity"], r["region"]) for r in body["results"]} == {("HIGH", "TX")}
+
+
+def test_following_next_links_visits_every_alert_once(client: TestClient, seeded: Services):
+    seen: list[str] = []
+    url: str | None = "/api/alerts/?page_size=7&status=PENDING,REVIEWING"
+    while url:
+        body = client.get(url).json()
+        seen += [row["alert_id"] for row in body["results"]]
+        url = body["next"]
+
+    assert len(seen) == len(set(seen)) == body["count"]
+
+
+def test_cursor_paging_gives_the_same_rows_as_page_numbers(client: TestClient, seeded: Services):
+    by_page = [r["alert_id"] for p in (1, 2, 3)
+               for r in client.get(f"/api/alerts/?page_size=10&page={p}").json()["results"]]
+    by_cursor: list[str] = []
+    cursor = None
+    for _ in range(3):
+        params = {"page_size": 10, **({"cursor": cursor} if cursor else {})}
+        body = client.get("/api/alerts/", params=params).json()
+        by_cursor += [r["alert_id"] for r in body["results"]]
+        cursor = body["next_cursor"]
+
+    assert by_cursor == by_page
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter", "status"),
+    [
+        ("page=0", "page", 400),
+        ("page=-1", "page", 400),
+        ("page_size=501", "page_size", 400),
+        ("page_size=x", "page_size", 400),
+        ("severity=URGENT", "severity", 400),
+        ("cursor=not-a-cursor", "cursor", 400),
+        ("page=999", "page", 404),
+    ],
+)
+def test_bad_list_parameters_name_the_parameter(
+    client: TestClient, seeded: Services, query: str, parameter: str, status: int
+) -> None:
+    response = client.get(f"/api/alerts/?{query}")
+
+    assert response.status_code == status
+    assert response.json()["errors"][0]["parameter"] == parameter
+
+
+def test_detail_and_unknown_alert(client: TestClient, seeded: Services) -> None:
+    assert client.get("/api/alerts/seed-5/").json()["alert_id"] == "seed-5"
+    assert client.get("/api/alerts/no-such/").status_code == 404
+
+
+def test_status_change_follows_transition_table_and_is_audited(
+    client: TestClient, seeded: Services
+) -> None:
+    target = client.get("/api/alerts/?status=PENDING&page_size=1").json()["results"][0]
+    path = f"/api/alerts/{target['alert_id']}/"
+
+    reviewing = client.patch(path, json={"status": "REVIEWING", "note": "looking"})
+    resolved = client.patch(path, json={"status": "RESOLVED"})
+    refused = client.patch(path, json={"status": "PENDING"})
+    history = client.get(path + "history/").json()
+
+    assert reviewing.status_code == 200 and reviewing.json()["version"] == target["version"] + 1
+    assert resolved.json()["resolved_at"] is not None
+    assert refused.status_code == 409 and refused.json()["allowed"] == ["REVIEWING"]
+    assert [(h["op"], (h["after"] or {}).get("status")) for h in history] == [
+        ("I", "PENDING"), ("U", "REVIEWING"), ("U", "RESOLVED")]
+    assert history[1]["note"] == "looking" and history[1]["before"]["status"] == "PENDING"
+
+
+def test_status_change_with_stale_version_is_refused(client: TestClient, seeded: Services):
+    alert = client.get("/api/alerts/seed-1/").json()
+    response = client.patch("/api/alerts/seed-1/",
+                            json={"status": "DISMISSED", "version": alert["version"] + 5})
+
+    assert response.status_code == 409 and response.json()["errors"][0]["field"] == "version"
+
+
+def test_create_one_or_many_alerts(client: TestClient, services: Services) -> None:
+    one = {"alert_id": "new-1", "company_name": "Initech", "violation_type": "fraud",
+           "severity": "high", "detected_at": "2026-01-02T03:04:05Z", "amount": "1350000.5"}
+    created = client.post("/api/alerts/", json=one)
+    many = client.post("/api/alerts/", json=[{**one, "alert_id": f"new-{i}"} for i in (2, 3)])
+    again = client.post("/api/alerts/", json=one)
+
+    assert created.status_code == 201 and created.json()[0]["amount"] == "1350000.50"
+    assert created.json()[0]["severity"] == "HIGH"
+    assert many.status_code == 201 and len(many.json()) == 2
+    assert again.status_code == 409
+
+
+def test_create_reports_each_bad_item_and_stores_none(client: TestClient, services: Services):
+    good = {"alert_id": "ok-1", "company_name": "Initech", "violation_type": "fraud",
+            "severity": "LOW", "detected_at": "2026-01-02"}
+    bad = {**good, "alert_id": "bad-1", "amount": "-5"}
+
+    response = client.post("/api/alerts/", json=[good, bad])
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "[1].amount"
+    assert client.get("/api/alerts/ok-1/").status_code == 404
+
+
+def test_openapi_schema_lists_the_endpoints(client: TestClient, services: Services) -> None:
+    paths = client.get("/schema/openapi.json").json()["paths"]
+
+    for path in ("/api/alerts", "/api/alerts/statistics", "/api/alerts/risk_trends",
+                 "/api/alerts/top_companies", "/api/alerts/{alert_id}"):
+        assert path in paths or path + "/" in paths
