@@ -130,7 +130,7 @@ def detect_format(columns: list[str], where: str) -> FormatSpec:
     formats = builtin_formats().values()
     matches = [spec for spec in formats if _required_keys(spec) <= present]
     if not matches:
-        needs = "; ".join(f"{spec.name} needs {', '.join(spec.detect.required)}" for spec in formats)
+        needs = "; ".join(f"{s.name} needs {', '.join(s.detect.required)}" for s in formats)
         shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
         raise IngestError(f"{where}: cannot tell the format from its columns ({shown}): {needs}."
                           " Pass the format by name or as a .toml path")

@@ -48,7 +48,7 @@ def parse_decimal(value: Any) -> Decimal:
     if isinstance(value, Decimal | int) and not isinstance(value, bool):
         return _finite(Decimal(value), value)
     if isinstance(value, float):
-        # repr gives the shortest text that reads back as the same float: 0.1, not 0.1000000000000000055.
+        # Decimal(0.1) keeps the float's binary error; repr gives the shortest text, '0.1'.
         return _finite(Decimal(repr(value)), value)
 
     text = str(value).strip()
