@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS {db}.alert_changes
     resolution_seconds Int64
 )
 ENGINE = VersionedCollapsingMergeTree(sign, version)
-PARTITION BY toYYYYMM(detected_at)
+PARTITION BY toYear(detected_at)
 ORDER BY alert_pk
 SETTINGS non_replicated_deduplication_window = 10000
 ;
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS {db}.stats_hourly
     resolution_seconds Int64
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(hour)
+PARTITION BY toYear(hour)
 ORDER BY (hour, severity, status, region, violation_type)
 SETTINGS non_replicated_deduplication_window = 10000
 ;
@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS {db}.company_hourly
     amount             Decimal(38, 2)
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYYYYMM(hour)
+PARTITION BY toYear(hour)
 ORDER BY (company_key, hour, severity, status, region)
 SETTINGS non_replicated_deduplication_window = 10000
 ;
