@@ -22,7 +22,7 @@ from ingest.progress import Progress
 from ingest.readers import Source, open_source
 from ingest.rejects import RejectWriter, default_rejects_path
 from ingest.report import DUPLICATES_LISTED, FileReport, IngestReport
-from ingest.staging import Staging, StagedRow
+from ingest.staging import LoadOutcome, StagedRow, load_rows
 from workflow.db import Database
 
 __all__ = ["CHUNK_ROWS", "ingest_files", "load_source"]
@@ -88,35 +88,31 @@ def load_source(
     mapper = RowMapper(spec, source.columns, source.label)
     rows = _staged_rows(source, mapper, rejects, counts, meter)
 
-    with db.pool.connection() as conn:
-        staging = Staging(conn, actor=actor, note=f"{spec.name}: {source.label}", chunk=chunk)
-        staging.create()
-        try:
-            staging.copy_all(rows)
-            staged_at = time.perf_counter()
-            superseded = staging.remove_superseded()
-            inserted, updated = staging.upsert_all(counts.last_seq)
-            logger.debug("%s: read and staged in %.2f s, upserted in %.2f s", source.label,
-                         staged_at - started, time.perf_counter() - staged_at)
-        finally:
-            staging.drop()
+    note = f"{spec.name}: {source.label}"
+    outcome = load_rows(db, rows, actor=actor, note=note, chunk=chunk)
     meter.finish()
 
-    report = FileReport(
+    report = _file_report(source, spec, counts, outcome, rejects)
+    report.elapsed_seconds = time.perf_counter() - started
+    _log_file(report)
+    return report
+
+
+def _file_report(
+    source: Source, spec: FormatSpec, counts: _Counts, outcome: LoadOutcome, rejects: RejectWriter
+) -> FileReport:
+    return FileReport(
         path=source.label,
         source_format=spec.name,
         read=counts.read,
-        inserted=inserted,
-        updated=updated,
-        unchanged=staging.staged - inserted - updated,
+        inserted=outcome.inserted,
+        updated=outcome.updated,
+        unchanged=outcome.staged - outcome.inserted - outcome.updated,
         rejected=counts.rejected,
-        duplicates=len(superseded),
-        duplicate_ids=list(dict.fromkeys(i for i, _ in superseded))[:DUPLICATES_LISTED],
+        duplicates=len(outcome.superseded),
+        duplicate_ids=list(dict.fromkeys(i for i, _ in outcome.superseded))[:DUPLICATES_LISTED],
         rejects_path=str(rejects.path) if counts.rejected else None,
-        elapsed_seconds=time.perf_counter() - started,
     )
-    _log_file(report)
-    return report
 
 
 @dataclass

@@ -12,15 +12,17 @@ status that supervisors set is kept unless the file closes an alert that is stil
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
 from typing import Iterator
 
 import psycopg
 
-from workflow.db import attributed
+from workflow.db import Database, attributed
 
-__all__ = ["STAGED_COLUMNS", "Staging", "StagedRow"]
+__all__ = ["STAGED_COLUMNS", "LoadOutcome", "StagedRow", "Staging", "load_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,43 @@ WITH upserted AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """
+
+
+@dataclass
+class LoadOutcome:
+    """What the upsert did: rows staged after duplicates went, inserted, updated, and the
+    (alert_id, line) of each row that a later row with the same alert_id replaced."""
+
+    staged: int
+    inserted: int
+    updated: int
+    superseded: list[tuple[str, int]]
+
+
+def load_rows(
+    db: Database,
+    rows: Iterator[StagedRow],
+    *,
+    actor: str,
+    note: str,
+    chunk: int,
+) -> LoadOutcome:
+    """Stage ``rows``, whose seq numbers them 1, 2, 3 ..., and upsert them into alerts."""
+    started = time.perf_counter()
+    with db.pool.connection() as conn:
+        staging = Staging(conn, actor=actor, note=note, chunk=chunk)
+        staging.create()
+        try:
+            last_seq = staging.copy_all(rows)
+            staged_at = time.perf_counter()
+            superseded = staging.remove_superseded()
+            inserted, updated = staging.upsert_all(last_seq)
+        finally:
+            staging.drop()
+
+    logger.debug("%s: read and staged in %.2f s, upserted in %.2f s", note,
+                 staged_at - started, time.perf_counter() - staged_at)
+    return LoadOutcome(staging.staged, inserted, updated, superseded)
 
 
 class Staging:
