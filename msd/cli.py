@@ -98,7 +98,7 @@ def _replicate_now_if_possible(settings: Settings) -> None:
     try:
         services = open_services(settings, pool_size=2)
     except StoreBusyError as error:
-        print(f"not replicating here: {error}")
+        print(f"the embedded ClickHouse is open in {error.holder}, which replicates these changes")
         return
     try:
         if not services.replicator.acquire(wait=False):

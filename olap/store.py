@@ -33,6 +33,10 @@ SCHEMA_FILE = Path(__file__).resolve().parent.parent / "clickhouse" / "schema.sq
 class StoreBusyError(RuntimeError):
     """Another process has the embedded ClickHouse folder open."""
 
+    def __init__(self, message: str, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder
+
 
 class StoreUnavailableError(RuntimeError):
     """The ClickHouse server did not answer."""
@@ -95,7 +99,8 @@ class _FolderLock:
             raise StoreBusyError(
                 f"the embedded ClickHouse folder {self.path.with_suffix('')} is open in "
                 f"{holder}; only one process may open it. Stop that process, or let it do the "
-                "work (a running `msd serve` replicates what `msd ingest` writes)."
+                "work (a running `msd serve` replicates what `msd ingest` writes).",
+                holder,
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -114,6 +119,8 @@ class _FolderLock:
 
 def _command_line() -> str:
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if name.endswith(".py"):  # run as `python -m msd.cli`: the same command as `msd`
+        name = "msd"
     return " ".join([name, *sys.argv[1:]])
 
 

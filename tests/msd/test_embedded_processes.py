@@ -1,0 +1,169 @@
+"""Embedded mode across processes, as a user runs it: ``msd`` commands in separate terminals.
+
+These start real ``msd`` processes on a private data folder: one embedded PostgreSQL shared by
+all of them, and one embedded ClickHouse folder that only one process may open at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+CFPB = "cfpb_consumer_complaints/cfpb_complaints_fullschema_sample.csv"
+VIOLATION_TRACKER = "violation_tracker_federal_penalties/violation_tracker_federal_penalties.csv"
+ALL_TIME = "since=2000-01-01&until=2026-12-31"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
+    variables |= {"MSD_DATA_DIR": str(tmp_path / "data"), "MSD_PORT": str(_free_port()),
+                  "MSD_REPLICATION_INTERVAL": "0.1"}
+    yield variables
+    subprocess.run([sys.executable, "-m", "msd.cli", "stop"], env=variables, timeout=60,
+                   capture_output=True)
+
+
+def msd(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "msd.cli", *args], env=env, timeout=timeout,
+                          capture_output=True, text=True)
+
+
+def get_json(env: dict[str, str], path: str) -> object:
+    url = f"http://127.0.0.1:{env['MSD_PORT']}{path}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for(check, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within the time limit")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    process = subprocess.Popen([sys.executable, "-m", "msd.cli", "serve"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: get_json(env, "/health"))
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_ingest_in_a_second_terminal_lands_in_the_running_service(
+    env: dict[str, str], server: subprocess.Popen, shared_data: Path
+) -> None:
+    result = msd(env, "ingest", str(shared_data / CFPB))
+
+    assert result.returncode == 0, result.stderr
+    assert "read 9,690" in result.stdout and "inserted 9,690" in result.stdout
+    assert f"process {server.pid} (msd serve)" in result.stdout
+    stats = wait_for(lambda: (s := get_json(env, f"/api/alerts/statistics/?{ALL_TIME}"))
+                     and s["total"] == 9690 and s)
+    assert stats["total"] == 9690
+
+
+def test_ingest_before_any_serve_replicates_by_itself(
+    env: dict[str, str], shared_data: Path
+) -> None:
+    ingested = msd(env, "ingest", str(shared_data / VIOLATION_TRACKER))
+    process = subprocess.Popen([sys.executable, "-m", "msd.cli", "serve"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        stats = wait_for(lambda: get_json(env, f"/api/alerts/statistics/?{ALL_TIME}"))
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+    assert ingested.returncode == 3, "3 rows have invalid dates, so the exit says rejects"
+    assert "replicated" in ingested.stdout
+    assert stats["total"] == 26_384 - 3
+
+
+def test_second_process_is_told_who_holds_the_clickhouse_folder(
+    env: dict[str, str], server: subprocess.Popen
+) -> None:
+    result = msd(env, "replicate", "--once")
+
+    assert result.returncode == 2
+    assert f"process {server.pid}" in result.stderr and "serve" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_replicator_killed_repeatedly_loses_and_doubles_nothing(
+    env: dict[str, str], shared_data: Path
+) -> None:
+    from tests.pg_truth import sql_statistics, sql_top_companies
+    from workflow.db import Database
+    from workflow.embedded import embedded_postgres_url
+
+    small_batches = env | {"MSD_REPLICATION_BATCH": "700"}
+    replicator = subprocess.Popen([sys.executable, "-m", "msd.cli", "replicate"],
+                                  env=small_batches, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+    wait_for(lambda: Path(env["MSD_DATA_DIR"], "clickhouse.lock").exists())
+    assert msd(env, "ingest", str(shared_data / VIOLATION_TRACKER)).returncode == 3
+
+    kills = 0
+    for pause in (0.4, 0.9, 0.6, 1.3):
+        time.sleep(pause)
+        replicator.send_signal(signal.SIGKILL)
+        replicator.wait(timeout=30)
+        kills += 1
+        replicator = subprocess.Popen([sys.executable, "-m", "msd.cli", "replicate"],
+                                      env=small_batches, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+    replicator.send_signal(signal.SIGKILL)
+    replicator.wait(timeout=30)
+    assert msd(env, "replicate", "--once").returncode == 0
+
+    server = subprocess.Popen([sys.executable, "-m", "msd.cli", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    database = Database(embedded_postgres_url(Path(env["MSD_DATA_DIR"])))
+    try:
+        health = wait_for(lambda: get_json(env, "/health"))
+        stats = get_json(env, f"/api/alerts/statistics/?{ALL_TIME}")
+        top = get_json(env, f"/api/alerts/top_companies/?{ALL_TIME}")
+        with database.reading() as conn:
+            events = conn.execute("SELECT count(*) FROM alert_events").fetchone()[0]
+            conn.rollback()
+        first, last = date(2000, 1, 1), date(2026, 12, 31)
+        assert kills == 4
+        assert health["replicated_events"] == events == 26_381
+        assert stats == sql_statistics(database, first, last, "UTC")
+        assert top == sql_top_companies(database, first, last, "UTC")
+    finally:
+        database.close()
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
