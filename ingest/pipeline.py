@@ -12,9 +12,9 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from ingest.alert import validate_alert
+from ingest.alert import Alert, validate_alert
 from ingest.errors import IngestError, RowError
 from ingest.formats import FormatSpec, check_columns, detect_format, load_format
 from ingest.mapping import RowMapper
@@ -170,19 +170,27 @@ def _staged_rows(
         counts.read += 1
         meter.advance()
         try:
-            if isinstance(values, RowError):
-                raise values
-            alert = validate_alert(mapper.map(values))
+            alert = _alert(mapper, values)
         except RowError as error:
             counts.rejected += 1
-            rejects.write(source.label, line, str(error), None if isinstance(values, RowError)
-                          else values)
+            record = values if isinstance(values, dict) else None
+            rejects.write(source.label, line, str(error), record)
             continue
 
         counts.last_seq += 1
-        yield (counts.last_seq, line, alert.alert_id, alert.company_name, alert.violation_type,
-               alert.severity, alert.status, alert.amount, alert.region, alert.detected_at,
-               alert.resolved_at, alert.assignee)
+        yield _staged(counts.last_seq, line, alert)
+
+
+def _alert(mapper: RowMapper, values: dict[str, Any] | RowError) -> Alert:
+    if isinstance(values, RowError):
+        raise values
+    return validate_alert(mapper.map(values))
+
+
+def _staged(seq: int, line: int, alert: Alert) -> StagedRow:
+    return (seq, line, alert.alert_id, alert.company_name, alert.violation_type, alert.severity,
+            alert.status, alert.amount, alert.region, alert.detected_at, alert.resolved_at,
+            alert.assignee)
 
 
 def _close(planned: list[_Plan], shared: RejectWriter | None) -> None:

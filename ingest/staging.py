@@ -57,39 +57,48 @@ WHERE s.alert_id = d.alert_id AND s.seq < d.kept
 RETURNING s.alert_id, s.line
 """
 
-_CLOSES = (
-    "(excluded.status IN ('RESOLVED', 'DISMISSED') AND a.status IN ('PENDING', 'REVIEWING'))"
-)
-_STATUS = f"CASE WHEN {_CLOSES} THEN excluded.status ELSE a.status END"
-_RESOLVED_AT = (
-    f"CASE WHEN {_CLOSES} THEN excluded.resolved_at"
-    " WHEN excluded.status = a.status AND excluded.resolved_at IS NOT NULL"
-    " THEN excluded.resolved_at"
-    " ELSE a.resolved_at END"
-)
-# A file that names no assignee leaves the supervisors' assignment alone.
-_ASSIGNEE = "coalesce(excluded.assignee, a.assignee)"
+# The value each column takes on update, written for the new row's alias "{new}" (excluded in
+# ON CONFLICT, s in the pre-filter) and the stored row's "a".
+_CLOSES = "({new}.status IN ('RESOLVED', 'DISMISSED') AND a.status IN ('PENDING', 'REVIEWING'))"
 _NEW_VALUES = {
-    "company_name": "excluded.company_name",
-    "violation_type": "excluded.violation_type",
-    "severity": "excluded.severity",
-    "status": _STATUS,
-    "amount": "excluded.amount",
-    "region": "excluded.region",
-    "detected_at": "excluded.detected_at",
-    "resolved_at": _RESOLVED_AT,
-    "assignee": _ASSIGNEE,
+    "company_name": "{new}.company_name",
+    "violation_type": "{new}.violation_type",
+    "severity": "{new}.severity",
+    "status": f"CASE WHEN {_CLOSES} THEN {{new}}.status ELSE a.status END",
+    "amount": "{new}.amount",
+    "region": "{new}.region",
+    "detected_at": "{new}.detected_at",
+    "resolved_at": f"CASE WHEN {_CLOSES} THEN {{new}}.resolved_at"
+                   " WHEN {new}.status = a.status AND {new}.resolved_at IS NOT NULL"
+                   " THEN {new}.resolved_at ELSE a.resolved_at END",
+    # A file that names no assignee leaves the supervisors' assignment alone.
+    "assignee": "coalesce({new}.assignee, a.assignee)",
 }
 _STORED = ", ".join(f"a.{name}" for name in _NEW_VALUES)
+
+
+def _new_values(new: str) -> str:
+    return ", ".join(value.format(new=new) for value in _NEW_VALUES.values())
+
+
+_SET = ", ".join(f"{name} = {value.format(new='excluded')}" for name, value in _NEW_VALUES.items())
+
+
+# Rows that would change nothing are left out before the INSERT: ON CONFLICT locks (and so
+# writes) every conflicting row even when its WHERE then skips the update, which made re-runs
+# of unchanged files cost nearly as much as the first load. The ON CONFLICT WHERE still guards
+# rows that a concurrent writer changes in between.
 _UPSERT = f"""
 WITH upserted AS (
     INSERT INTO alerts AS a ({", ".join(_ALERT_COLUMNS)})
-    SELECT {", ".join(_ALERT_COLUMNS)} FROM {TABLE}
-    WHERE seq > %(after)s AND seq <= %(upto)s
-    ORDER BY alert_id
+    SELECT {", ".join(f"s.{name}" for name in _ALERT_COLUMNS)}
+    FROM {TABLE} AS s LEFT JOIN alerts AS a ON a.alert_id = s.alert_id
+    WHERE s.seq > %(after)s AND s.seq <= %(upto)s
+      AND (a.id IS NULL OR ({_STORED}) IS DISTINCT FROM ({_new_values("s")}))
+    ORDER BY s.alert_id
     ON CONFLICT (alert_id) DO UPDATE SET
-        {", ".join(f"{name} = {value}" for name, value in _NEW_VALUES.items())}
-    WHERE ({_STORED}) IS DISTINCT FROM ({", ".join(_NEW_VALUES.values())})
+        {_SET}
+    WHERE ({_STORED}) IS DISTINCT FROM ({_new_values("excluded")})
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
