@@ -27,7 +27,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator
 
 import psycopg
 import pyarrow as pa
@@ -438,8 +437,3 @@ def _parse_rows(data: bytes) -> pa.Table:
         table = table.set_column(index, name, table[name].cast(pa.timestamp("ms", "UTC")))
     return table
 
-
-def batches_of(replicator: Replicator) -> Iterator[BatchResult]:
-    """Each batch as it is applied, until idle (for progress displays)."""
-    while (result := replicator.run_once()) is not None:
-        yield result

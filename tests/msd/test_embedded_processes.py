@@ -35,7 +35,7 @@ def _free_port() -> int:
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     variables = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
     variables |= {"MSD_DATA_DIR": str(tmp_path / "data"), "MSD_PORT": str(_free_port()),
-                  "MSD_REPLICATION_INTERVAL": "0.1"}
+                  "MSD_REPLICATION_INTERVAL": "0.1", "MSD_TEST_CWD": str(tmp_path)}
     yield variables
     subprocess.run([sys.executable, "-m", "msd.cli", "stop"], env=variables, timeout=60,
                    capture_output=True)
@@ -43,7 +43,17 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def msd(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "msd.cli", *args], env=env, timeout=timeout,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=env["MSD_TEST_CWD"])
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """A long-running ``msd`` command, as a user leaves one running in a terminal.
+
+    Its output goes to ``<command>.log`` in the test's folder, for reading when a test fails.
+    """
+    log = open(Path(env["MSD_TEST_CWD"]) / f"{args[0]}.log", "a", encoding="utf-8")
+    return subprocess.Popen([sys.executable, "-m", "msd.cli", *args], env=env,
+                            cwd=env["MSD_TEST_CWD"], stdout=log, stderr=subprocess.STDOUT)
 
 
 def get_json(env: dict[str, str], path: str) -> object:
@@ -68,10 +78,14 @@ def wait_for(check, timeout: float = 60.0):
 
 @pytest.fixture
 def server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen([sys.executable, "-m", "msd.cli", "serve"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = start(env, "serve")
     try:
-        wait_for(lambda: get_json(env, "/health"))
+        try:
+            wait_for(lambda: process.poll() is not None or get_json(env, "/health"))
+        finally:
+            if process.poll() is not None:
+                log = Path(env["MSD_TEST_CWD"], "serve.log").read_text(encoding="utf-8")
+                pytest.fail(f"msd serve exited with {process.returncode}:\n{log[-3000:]}")
         yield process
     finally:
         process.send_signal(signal.SIGINT)
@@ -98,8 +112,7 @@ def test_ingest_before_any_serve_replicates_by_itself(
     env: dict[str, str], shared_data: Path
 ) -> None:
     ingested = msd(env, "ingest", str(shared_data / VIOLATION_TRACKER))
-    process = subprocess.Popen([sys.executable, "-m", "msd.cli", "serve"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = start(env, "serve")
     try:
         stats = wait_for(lambda: get_json(env, f"/api/alerts/statistics/?{ALL_TIME}"))
     finally:
@@ -129,9 +142,7 @@ def test_replicator_killed_repeatedly_loses_and_doubles_nothing(
     from workflow.embedded import embedded_postgres_url
 
     small_batches = env | {"MSD_REPLICATION_BATCH": "700"}
-    replicator = subprocess.Popen([sys.executable, "-m", "msd.cli", "replicate"],
-                                  env=small_batches, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+    replicator = start(small_batches, "replicate")
     wait_for(lambda: Path(env["MSD_DATA_DIR"], "clickhouse.lock").exists())
     assert msd(env, "ingest", str(shared_data / VIOLATION_TRACKER)).returncode == 3
 
@@ -141,15 +152,12 @@ def test_replicator_killed_repeatedly_loses_and_doubles_nothing(
         replicator.send_signal(signal.SIGKILL)
         replicator.wait(timeout=30)
         kills += 1
-        replicator = subprocess.Popen([sys.executable, "-m", "msd.cli", "replicate"],
-                                      env=small_batches, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)
+        replicator = start(small_batches, "replicate")
     replicator.send_signal(signal.SIGKILL)
     replicator.wait(timeout=30)
     assert msd(env, "replicate", "--once").returncode == 0
 
-    server = subprocess.Popen([sys.executable, "-m", "msd.cli", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start(env, "serve")
     database = Database(embedded_postgres_url(Path(env["MSD_DATA_DIR"])))
     try:
         health = wait_for(lambda: get_json(env, "/health"))
