@@ -211,6 +211,10 @@ def _check_condition(spec: FormatSpec, name: str, condition: Condition, above: l
     if condition.field is not None and condition.field not in above:
         _fail(spec, f"a rule of field {name} tests {condition.field!r}, not a field above it")
     _check_parser(spec, name, condition.parser, condition.formats)
+    if isinstance(condition.equals, bool) and condition.column and condition.parser != "yes_no":
+        # Text never equals true or false, so the rule would silently never match.
+        _fail(spec, f"a rule of field {name} tests column {condition.column!r} for"
+                    f" {str(condition.equals).lower()}, which needs parser = \"yes_no\"")
     if condition.at_least is not None:
         _decimal_setting(spec, name, condition.at_least)
 

@@ -109,6 +109,8 @@ class RowMapper:
         field = self.spec.fields[name]
         if field.column is not None:
             return f" (column {field.column!r})"
+        if field.columns is not None:
+            return f" (first of columns {', '.join(repr(c) for c in field.columns)})"
         return ""
 
     def _log_absent(self, where: str) -> None:

@@ -2,8 +2,10 @@
 
 Every file is opened and its format settled before anything is written, so a file whose
 format cannot be told stops the run before the first row lands. Files then load one after
-the other; each file's rows are committed chunk by chunk, so a failure part-way leaves the
-files and chunks before it loaded (a re-run finishes the job: unchanged rows are skipped).
+the other. A file is read to its end into staging before its first upsert, so one that turns
+out unreadable part-way loads nothing; the upsert then commits chunk by chunk, and a failure
+there leaves the chunks before it committed (a re-run finishes the job: unchanged rows are
+skipped).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def load_source(
     rows = _staged_rows(source, mapper, rejects, counts, meter)
 
     note = f"{spec.name}: {source.label}"
-    outcome = load_rows(db, rows, actor=actor, note=note, chunk=chunk)
+    outcome = load_rows(db, rows, actor=actor, note=note, chunk=chunk, meter=meter)
     meter.finish()
 
     report = _file_report(source, spec, counts, outcome, rejects)

@@ -20,6 +20,7 @@ from typing import Iterator
 
 import psycopg
 
+from ingest.progress import Progress
 from workflow.db import Database, attributed
 
 __all__ = ["STAGED_COLUMNS", "LoadOutcome", "StagedRow", "Staging", "load_rows"]
@@ -123,6 +124,7 @@ def load_rows(
     actor: str,
     note: str,
     chunk: int,
+    meter: Progress,
 ) -> LoadOutcome:
     """Stage ``rows``, whose seq numbers them 1, 2, 3 ..., and upsert them into alerts."""
     started = time.perf_counter()
@@ -133,7 +135,8 @@ def load_rows(
             last_seq = staging.copy_all(rows)
             staged_at = time.perf_counter()
             superseded = staging.remove_superseded()
-            inserted, updated = staging.upsert_all(last_seq)
+            meter.start("upserted")
+            inserted, updated = staging.upsert_all(last_seq, meter)
         finally:
             staging.drop()
 
@@ -170,7 +173,7 @@ class Staging:
         self.staged -= len(removed)
         return sorted(removed, key=lambda item: item[1])
 
-    def upsert_all(self, last_seq: int) -> tuple[int, int]:
+    def upsert_all(self, last_seq: int, meter: Progress) -> tuple[int, int]:
         """Upsert the staged rows into alerts chunk by chunk; (inserted, updated)."""
         if last_seq > self.chunk:
             with self._transaction():
@@ -186,6 +189,7 @@ class Staging:
                 row = self.conn.execute(_UPSERT, {"after": after, "upto": after + self.chunk})
                 added, changed = row.fetchone() or (0, 0)
             inserted, updated = inserted + added, updated + changed
+            meter.advance(min(self.chunk, last_seq - after))
         return inserted, updated
 
     def drop(self) -> None:

@@ -129,6 +129,7 @@ def test_unknown_format_name_lists_the_built_in_ones() -> None:
     (CUSTOM.replace('{ field = "amount", at_least = 50000 }]', '{ field = "amount" }]'),
      "a rule of field severity needs one of column/field and one of"),
     (CUSTOM.replace("[detect]", "[detect"), "is not valid TOML"),
+    (CUSTOM.replace('parser = "yes_no", ', ""), 'needs parser = "yes_no"'),
 ])
 def test_broken_format_file_is_refused_naming_the_file_and_problem(
     tmp_path: Path, broken: str, message: str

@@ -49,11 +49,14 @@ def test_progress_draws_rows_and_rate_on_a_terminal() -> None:
     with os.fdopen(follower, "w") as terminal:
         meter = Progress("file.csv", enabled=True, stream=terminal)
         meter.advance(1500)
+        meter.start("upserted")
+        meter.advance(1200)
         meter.finish()
     drawn = os.read(leader, 4096).decode()
     os.close(leader)
 
-    assert drawn.startswith("\rfile.csv: 1,500 rows")
+    assert drawn.startswith("\rfile.csv: 1,500 rows read")
+    assert "\rfile.csv: 1,200 rows upserted" in drawn
     assert "rows/s" in drawn and drawn.rstrip().endswith("done")
 
 
