@@ -69,7 +69,7 @@ def ingest_files(
         _close(planned, shared)
 
     report = IngestReport.of(files, time.perf_counter() - started)
-    logger.info("ingest: %s", report.summary())
+    logger.debug("ingest: %s", report.summary())
     return report
 
 
