@@ -4,6 +4,8 @@
 -- Every change arrives as signed rows in alert_changes: an insert as +1 with the new state, a
 -- delete as -1 with the old state, an update as both. The views sum `sign`-weighted values, so
 -- an update cancels the row's old contribution and no aggregate ever counts a row twice.
+-- No table is partitioned: a batch of history spanning decades would otherwise write a part per
+-- partition into every table, which made replicating such a batch several times slower.
 -- Each table keeps a deduplication window so that a batch replayed after a crash, sent with the
 -- same insert_deduplication_token, lands once in the table and once in every view.
 
@@ -28,7 +30,6 @@ CREATE TABLE IF NOT EXISTS {db}.alert_changes
     resolution_seconds Int64
 )
 ENGINE = VersionedCollapsingMergeTree(sign, version)
-PARTITION BY toYear(detected_at)
 ORDER BY alert_pk
 SETTINGS non_replicated_deduplication_window = 10000
 ;
@@ -45,7 +46,6 @@ CREATE TABLE IF NOT EXISTS {db}.stats_hourly
     resolution_seconds Int64
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYear(hour)
 ORDER BY (hour, severity, status, region, violation_type)
 SETTINGS non_replicated_deduplication_window = 10000
 ;
@@ -74,7 +74,6 @@ CREATE TABLE IF NOT EXISTS {db}.company_hourly
     amount             Decimal(38, 2)
 )
 ENGINE = SummingMergeTree
-PARTITION BY toYear(hour)
 ORDER BY (company_key, hour, severity, status, region)
 SETTINGS non_replicated_deduplication_window = 10000
 ;

@@ -241,8 +241,6 @@ def _insert_settings(dedup_token: str | None, rows: int) -> str:
         f"min_insert_block_size_rows={block}",
         "min_insert_block_size_bytes=0",
         "deduplicate_blocks_in_dependent_materialized_views=1",
-        # Yearly partitions: a batch of history may span a century of them.
-        "max_partitions_per_insert_block=1000",
     ]
     if dedup_token is not None:
         if not all(ch.isalnum() or ch in "-_.:" for ch in dedup_token):
@@ -290,7 +288,6 @@ class ServerStore(ClickHouseStore):
             "min_insert_block_size_rows": max(len(data), 1),
             "min_insert_block_size_bytes": 0,
             "deduplicate_blocks_in_dependent_materialized_views": 1,
-            "max_partitions_per_insert_block": 1000,
         }
         if dedup_token is not None:
             settings |= {"insert_deduplicate": 1, "insert_deduplication_token": dedup_token}
