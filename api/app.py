@@ -46,6 +46,18 @@ def health(state: State) -> Health:
     )
 
 
+@get("/", summary="What this service serves")
+def index() -> dict[str, str]:
+    return {
+        "alerts": "/api/alerts/",
+        "statistics": "/api/alerts/statistics/",
+        "risk_trends": "/api/alerts/risk_trends/",
+        "top_companies": "/api/alerts/top_companies/",
+        "health": "/health",
+        "openapi": "/schema/openapi.json",
+    }
+
+
 def _request_log(app: ASGIApp) -> ASGIApp:
     """One log line per request: method, path, status and time (query strings and auth left out)."""
 
@@ -71,7 +83,7 @@ def _request_log(app: ASGIApp) -> ASGIApp:
 def create_app(services: Services, *, on_shutdown: list | None = None) -> Litestar:
     """The API over ``services``; the caller owns them (and closes them in ``on_shutdown``)."""
     return Litestar(
-        route_handlers=[*alert_handlers, *aggregate_handlers, health],
+        route_handlers=[*alert_handlers, *aggregate_handlers, health, index],
         state=State({"services": services}),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[_request_log],

@@ -296,18 +296,48 @@ class Replicator:
         return moved
 
     def run_forever(self, stop: threading.Event, interval: float = 0.5) -> None:
-        """Drain whenever PostgreSQL signals new events, and at least every ``interval`` seconds."""
-        self.acquire()
-        listener = psycopg.connect(self.db.url, autocommit=True)
-        try:
+        """Drain whenever PostgreSQL signals new events, and at least every ``interval`` seconds.
+
+        While another replicator holds the target this one stands by; when PostgreSQL goes away
+        it reconnects, so one outage never ends replication for the life of the process.
+        """
+        while not stop.is_set():
+            try:
+                if self._wait_for_turn(stop, interval):
+                    self._follow_events(stop, interval)
+            except psycopg.OperationalError as error:
+                logger.warning("replication lost PostgreSQL (%s); reconnecting in 2s",
+                               str(error).strip().splitlines()[0] if str(error) else error)
+                self.release()
+                stop.wait(2.0)
+        self.release()
+
+    def _wait_for_turn(self, stop: threading.Event, interval: float) -> bool:
+        told = False
+        while not stop.is_set():
+            if self.acquire(wait=False):
+                if told:
+                    logger.info("this process now replicates to %s", self.target)
+                return True
+            if not told:
+                logger.info("another replicator is active for %s; standing by", self.target)
+                told = True
+            stop.wait(max(interval, 1.0))
+        return False
+
+    def _follow_events(self, stop: threading.Event, interval: float) -> None:
+        with psycopg.connect(self.db.url, autocommit=True) as listener:
             listener.execute("LISTEN msd_alert_events")
             while not stop.is_set():
+                self._check_lock()
                 self._drain_logging_errors()
                 for _ in listener.notifies(timeout=interval, stop_after=1):
                     pass
-        finally:
-            listener.close()
-            self.release()
+
+    def _check_lock(self) -> None:
+        """Fail loudly if the session holding the advisory lock died (the lock died with it)."""
+        assert self._lock_conn is not None
+        self._lock_conn.execute("SELECT 1")
 
     def _drain_logging_errors(self) -> None:
         try:
@@ -338,28 +368,35 @@ class Replicator:
                 target, applied = _current_snapshot(conn), Position("0", 0)
                 upper = self._plan(conn, Round(base, target, applied))
             if upper is None:
-                self._close_round(conn, base, finished=base != row[0])
+                self._close_round(conn, base, read=row) if base != row[0] else conn.rollback()
                 return None, None, False
 
-            conn.execute(
+            # Compare-and-set on what was read: should another replicator have planned since,
+            # this one plans nothing and picks up that batch on its next call.
+            planned = conn.execute(
                 "UPDATE replication_state SET base_snapshot = %s::pg_snapshot,"
                 " target_snapshot = %s::pg_snapshot, applied_tx = %s::xid8, applied_event = %s,"
                 " pending_tx = %s::xid8, pending_event = %s, updated_at = now()"
-                " WHERE target = %s",
-                (base, target, applied.tx, applied.event, upper.tx, upper.event, self.target),
-            )
+                " WHERE target = %s AND pending_tx IS NULL AND base_snapshot::text = %s"
+                " AND target_snapshot::text IS NOT DISTINCT FROM %s"
+                " AND applied_tx = %s::xid8 AND applied_event = %s",
+                (base, target, applied.tx, applied.event, upper.tx, upper.event, self.target,
+                 row[0], row[1], row[2], row[3]),
+            ).rowcount
             conn.commit()
+            if planned != 1:
+                logger.info("another replicator planned the next batch first")
+                return None, None, False
             return Round(base, target, applied), upper, False
 
-    def _close_round(self, conn: psycopg.Connection, base: str, *, finished: bool) -> None:
-        """Record a finished round's target as the base; an idle poll writes nothing."""
-        if not finished:
-            conn.rollback()
-            return
+    def _close_round(self, conn: psycopg.Connection, base: str, *, read: tuple) -> None:
+        """Record a finished round's target as the new base (if nobody moved the state since)."""
         conn.execute(
             "UPDATE replication_state SET base_snapshot = %s::pg_snapshot, target_snapshot = NULL,"
-            " applied_tx = '0', applied_event = 0, updated_at = now() WHERE target = %s",
-            (base, self.target),
+            " applied_tx = '0', applied_event = 0, updated_at = now()"
+            " WHERE target = %s AND pending_tx IS NULL AND base_snapshot::text = %s"
+            " AND target_snapshot::text IS NOT DISTINCT FROM %s",
+            (base, self.target, read[0], read[1]),
         )
         conn.commit()
 

@@ -79,8 +79,12 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[psycopg.Connection]:
+        """A connection for reads; whatever transaction the reads opened ends with the block."""
         with self.pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                conn.rollback()
 
 
 def attributed(

@@ -68,3 +68,47 @@ def test_rolled_back_transaction_leaves_no_trace(
 
     assert replicated_ids(store) == {"kept"}
     assert replicator.watermark().events == 1
+
+
+class LockLostReplicator(Replicator):
+    """A test double for a replicator whose advisory lock silently died with its session.
+
+    That fault cannot be caused on cue, so the lock is skipped: two of these run at once.
+    """
+
+    def acquire(self, *, wait: bool = True) -> bool:
+        return True
+
+
+def test_two_replicators_at_once_still_apply_each_change_once(
+    db: Database, store: ClickHouseStore
+) -> None:
+    import threading
+
+    from tests.olap.truth import clickhouse_aggregates, postgres_aggregates
+
+    stop = threading.Event()
+
+    def replicate_until_stopped() -> None:
+        replicator = LockLostReplicator(db, store, batch_size=7)
+        while not stop.is_set():
+            replicator.drain()
+
+    workers = [threading.Thread(target=replicate_until_stopped) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for round_number in range(30):
+        with db.transaction(actor="t", source="test") as conn:
+            conn.execute(
+                "INSERT INTO alerts (alert_id, company_name, violation_type, severity,"
+                " detected_at) SELECT 'r' || %s || '-' || g, 'Initech', 'fraud', 'LOW', now()"
+                " FROM generate_series(1, 5) AS g", (round_number,),
+            )
+            conn.execute("UPDATE alerts SET severity = 'HIGH' WHERE id %% 3 = %s",
+                         (round_number % 3,))
+    stop.set()
+    for worker in workers:
+        worker.join()
+    Replicator(db, store).drain()
+
+    assert clickhouse_aggregates(store) == postgres_aggregates(db)
