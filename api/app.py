@@ -46,7 +46,7 @@ def health(state: State) -> Health:
     )
 
 
-@get("/", summary="What this service serves")
+@get("/", sync_to_thread=False, summary="What this service serves")
 def index() -> dict[str, str]:
     return {
         "alerts": "/api/alerts/",
