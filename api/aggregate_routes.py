@@ -67,7 +67,10 @@ def statistics(
 ) -> Response[StatisticsOut]:
     stats, headers = _run("statistics", request, state)
     body = StatisticsOut(
-        total=stats.total, critical=stats.critical, high=stats.high, pending=stats.pending,
+        total=stats.total,
+        critical=stats.critical,
+        high=stats.high,
+        pending=stats.pending,
         total_amount=float(stats.total_amount),
     )
     return Response(body, headers=headers)
@@ -88,9 +91,13 @@ def risk_trends(
     rows, headers = _run("risk_trends", request, state)
     body = [
         TrendOut(
-            date=row.date, total_alerts=row.total_alerts, critical_alerts=row.critical_alerts,
-            high_alerts=row.high_alerts, medium_alerts=row.medium_alerts,
-            low_alerts=row.low_alerts, total_amount=float(row.total_amount),
+            date=row.date,
+            total_alerts=row.total_alerts,
+            critical_alerts=row.critical_alerts,
+            high_alerts=row.high_alerts,
+            medium_alerts=row.medium_alerts,
+            low_alerts=row.low_alerts,
+            total_amount=float(row.total_amount),
             avg_resolution_time=row.avg_resolution_hours,
         )
         for row in rows
@@ -113,8 +120,10 @@ def top_companies(
     rows, headers = _run("top_companies", request, state)
     body = [
         CompanyOut(
-            company_name=row.company_name, total_violations=row.total_violations,
-            total_amount=float(row.total_amount), risk_score=float(round(row.risk_score, 4)),
+            company_name=row.company_name,
+            total_violations=row.total_violations,
+            total_amount=float(row.total_amount),
+            risk_score=float(round(row.risk_score, 4)),
             last_violation_date=row.last_violation_date,
         )
         for row in rows

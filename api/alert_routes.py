@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, patch, post
-from litestar.params import FromPath, JSONBody
 from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
 
 from api.errors import ApiError
 from api.params import (
@@ -81,8 +81,12 @@ def list_alerts(
 
     try:
         rows = answer(
-            "alerts.list", services, where, limit=pagination.size + 1,
-            offset=(pagination.number - 1) * pagination.size, after=pagination.cursor,
+            "alerts.list",
+            services,
+            where,
+            limit=pagination.size + 1,
+            offset=(pagination.number - 1) * pagination.size,
+            after=pagination.cursor,
         )
     except InvalidCursor as error:
         raise ApiError(400, str(error), parameter="cursor") from None
@@ -97,7 +101,8 @@ def list_alerts(
         count=count,
         next=_next_url(request, pagination, next_cursor) if more else None,
         previous=_page_url(request, page=pagination.number - 1)
-        if pagination.cursor is None and pagination.number > 1 else None,
+        if pagination.cursor is None and pagination.number > 1
+        else None,
         results=[AlertOut.from_row(row) for row in rows],
         next_cursor=next_cursor,
     )
@@ -129,15 +134,22 @@ def get_history(state: State, alert_id: FromPath[str]) -> list[HistoryEntry]:
 def change_status(state: State, alert_id: FromPath[str], data: JSONBody[StatusChange]) -> AlertOut:
     try:
         row = answer(
-            "alerts.change_status", _services(state), alert_id, data.status,
-            actor="api", note=data.note, expected_version=data.version,
+            "alerts.change_status",
+            _services(state),
+            alert_id,
+            data.status,
+            actor="api",
+            note=data.note,
+            expected_version=data.version,
         )
     except AlertNotFound:
         raise ApiError(404, f"no alert with alert_id {alert_id!r}") from None
     except InvalidTransition as error:
         raise ApiError(
-            409, f"{error}; allowed from {error.current}: {', '.join(error.allowed)}",
-            field="status", allowed=list(error.allowed),
+            409,
+            f"{error}; allowed from {error.current}: {', '.join(error.allowed)}",
+            field="status",
+            allowed=list(error.allowed),
         ) from None
     except StaleVersion as error:
         raise ApiError(409, str(error), field="version") from None
@@ -150,7 +162,8 @@ def create_alerts(state: State, data: JSONBody[Any]) -> Response[list[AlertOut]]
     created, existing = answer("alerts.create", _services(state), items, "api")
     if existing:
         raise ApiError(
-            409, f"alert_id already exists: {', '.join(existing[:20])}; nothing was created",
+            409,
+            f"alert_id already exists: {', '.join(existing[:20])}; nothing was created",
             field="alert_id",
         )
     return Response([AlertOut.from_row(row) for row in created], status_code=201)
@@ -162,8 +175,9 @@ def _decode_new_alerts(data: Any) -> list[NewAlert]:
     if not raw_items:
         raise ApiError(400, "the list of alerts is empty", field="body")
     if len(raw_items) > MAX_CREATE:
-        raise ApiError(413, f"at most {MAX_CREATE} alerts per request, got {len(raw_items)}",
-                       field="body")
+        raise ApiError(
+            413, f"at most {MAX_CREATE} alerts per request, got {len(raw_items)}", field="body"
+        )
     errors: list[dict[str, str]] = []
     items: list[NewAlert] = []
     for index, raw in enumerate(raw_items):

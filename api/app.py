@@ -40,7 +40,9 @@ def health(state: State) -> Health:
         clickhouse = "unavailable"
     status = "ok" if postgres == clickhouse == "ok" else "degraded"
     return Health(
-        status=status, postgres=postgres, clickhouse=clickhouse,
+        status=status,
+        postgres=postgres,
+        clickhouse=clickhouse,
         watermark=watermark.position if watermark else "unknown",
         replicated_events=watermark.events if watermark else 0,
     )
@@ -74,8 +76,13 @@ def _request_log(app: ASGIApp) -> ASGIApp:
             await send(message)  # type: ignore[arg-type]
 
         await app(scope, receive, record)  # type: ignore[arg-type]
-        logger.info("%s %s %d %.1fms", scope["method"], scope["path"], status["code"],
-                    (time.perf_counter() - started) * 1000)
+        logger.info(
+            "%s %s %d %.1fms",
+            scope["method"],
+            scope["path"],
+            status["code"],
+            (time.perf_counter() - started) * 1000,
+        )
 
     return middleware
 
@@ -101,4 +108,3 @@ def create_app(services: Services, *, on_shutdown: list | None = None) -> Litest
 def _quiet(config: AppConfig) -> AppConfig:
     config.debug = False
     return config
-

@@ -99,8 +99,12 @@ def problem_response(
 
 def _api_error(_: Request, error: ApiError) -> Response[bytes]:
     return problem_response(
-        error.status, error.detail, title=error.title, errors=error.errors,
-        allowed=error.allowed, headers=error.headers,
+        error.status,
+        error.detail,
+        title=error.title,
+        errors=error.errors,
+        allowed=error.allowed,
+        headers=error.headers,
     )
 
 

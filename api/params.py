@@ -74,7 +74,9 @@ def _choices(query: Mapping[str, list[str]], name: str, allowed: tuple[str, ...]
     for value in values:
         if value not in allowed:
             raise ApiError(
-                400, f"{name}={value!r} is not one of {', '.join(allowed)}", parameter=name,
+                400,
+                f"{name}={value!r} is not one of {', '.join(allowed)}",
+                parameter=name,
                 allowed=list(allowed),
             )
     return tuple(dict.fromkeys(values))
@@ -128,7 +130,8 @@ def parse_zone(query: Mapping[str, list[str]], default: str) -> str:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ApiError(
-            400, f"tz={zone!r} is not an IANA time zone such as UTC or Europe/Paris",
+            400,
+            f"tz={zone!r} is not an IANA time zone such as UTC or Europe/Paris",
             parameter="tz",
         ) from None
     return zone
@@ -147,7 +150,7 @@ def _moment(raw: str, name: str, zone: str) -> date | datetime:
 
 
 def parse_window(query: Mapping[str, list[str]], default_zone: str) -> Window:
-    """``days`` (default 30) back from today, or ``since``/``until`` (dates inclusive), in ``tz``."""
+    """``days`` (default 30) back from today, or ``since``/``until`` (days included)."""
     zone = parse_zone(query, default_zone)
     days = _positive_int(query, "days", MAX_DAYS)
     since_raw, until_raw = _single(query, "since"), _single(query, "until")
@@ -169,8 +172,9 @@ def parse_window(query: Mapping[str, list[str]], default_zone: str) -> Window:
     return window_between(first, last, zone)
 
 
-def _instant_window(since: date | datetime | None, until: date | datetime | None, zone: str
-                    ) -> Window:
+def _instant_window(
+    since: date | datetime | None, until: date | datetime | None, zone: str
+) -> Window:
     tz = ZoneInfo(zone)
     start = _as_instant(since, tz) if since else datetime.now(timezone.utc) - _days(30)
     end = _as_instant(until, tz, end=True) if until else datetime.now(timezone.utc)

@@ -23,7 +23,9 @@ from workflow.embedded import stop_embedded_postgres
 
 FILES = {
     "cfpb": "cfpb_consumer_complaints/cfpb_complaints_fullschema_sample.csv",
-    "violation_tracker": "violation_tracker_federal_penalties/violation_tracker_federal_penalties.csv",
+    "violation_tracker": (
+        "violation_tracker_federal_penalties/violation_tracker_federal_penalties.csv"
+    ),
 }
 
 
@@ -47,7 +49,9 @@ def one_run(shared: Path, name: str) -> tuple[float, float, int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
+    parser.add_argument(
+        "--shared", default=str(Path(__file__).resolve().parents[2] / "shared/data")
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -55,9 +59,11 @@ def main() -> None:
     for name in FILES:
         runs = [one_run(Path(args.shared), name) for _ in range(args.runs)]
         rows, events = runs[0][2], runs[0][3]
-        print(f"{name}: {rows:,} rows, {events:,} events; median ingest "
-              f"{statistics.median(r[0] for r in runs):,.0f} rows/s, median replication "
-              f"{statistics.median(r[1] for r in runs):,.0f} events/s over {args.runs} runs")
+        print(
+            f"{name}: {rows:,} rows, {events:,} events; median ingest "
+            f"{statistics.median(r[0] for r in runs):,.0f} rows/s, median replication "
+            f"{statistics.median(r[1] for r in runs):,.0f} events/s over {args.runs} runs"
+        )
 
 
 if __name__ == "__main__":

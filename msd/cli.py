@@ -32,7 +32,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("httpx", "uvicorn.access", "psycopg.pool"):
@@ -64,10 +65,18 @@ def _serve(services) -> int:
 
     settings = services.settings
     app = create_app(services, on_shutdown=[services.close])
-    print(f"serving on http://{settings.host}:{settings.port}/  (API under /api/alerts/, "
-          f"OpenAPI at /schema/openapi.json); Ctrl-C stops", flush=True)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                            log_level=settings.log_level.lower(), access_log=False)
+    print(
+        f"serving on http://{settings.host}:{settings.port}/  (API under /api/alerts/, "
+        f"OpenAPI at /schema/openapi.json); Ctrl-C stops",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
     uvicorn.Server(config).run()
     return 0
 
@@ -79,7 +88,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     db = open_pool(settings, max_size=2)
     try:
         report = ingest_files(
-            db, [Path(p) for p in args.files], source_format=args.format, actor="cli",
+            db,
+            [Path(p) for p in args.files],
+            source_format=args.format,
+            actor="cli",
             rejects_path=Path(args.rejects) if args.rejects else None,
             progress=sys.stderr.isatty(),
         )
@@ -136,8 +148,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     if args.from_files:
         from ingest import ingest_files
 
-        report = ingest_files(services.db, [Path(p) for p in args.from_files], actor="demo",
-                              progress=sys.stderr.isatty())
+        report = ingest_files(
+            services.db,
+            [Path(p) for p in args.from_files],
+            actor="demo",
+            progress=sys.stderr.isatty(),
+        )
         print(report.summary())
     elif _alert_count(services) == 0:
         from ingest.generate import load_generated
@@ -164,13 +180,17 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
         print("MSD_DATABASE_URL names a server: nothing embedded to stop")
         return 0
     stopped = stop_embedded_postgres(settings.data_dir)
-    print("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running")
+    print(
+        "stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running"
+    )
     return 0
 
 
 def _where(settings: Settings) -> str:
-    return (f"PostgreSQL {mask_url(settings.database_url)}, "
-            f"ClickHouse {mask_url(settings.clickhouse_url)}, data folder {settings.data_dir}")
+    return (
+        f"PostgreSQL {mask_url(settings.database_url)}, "
+        f"ClickHouse {mask_url(settings.clickhouse_url)}, data folder {settings.data_dir}"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -187,18 +207,29 @@ def _parser() -> argparse.ArgumentParser:
 
     command("migrate", cmd_migrate, "Create or upgrade both schemas, then exit.")
     serve = command("serve", cmd_serve, "Serve the API (and replicate, unless told not to).")
-    serve.add_argument("--no-replicate", action="store_true",
-                       help="leave replication to a separate `msd replicate`")
+    serve.add_argument(
+        "--no-replicate",
+        action="store_true",
+        help="leave replication to a separate `msd replicate`",
+    )
     ingest = command("ingest", cmd_ingest, "Load alert files (CSV, JSON Lines, Parquet).")
     ingest.add_argument("files", nargs="+", help="files to load")
-    ingest.add_argument("--format", default=None,
-                        help="native, cfpb, violation_tracker or a mapping .toml (default: detect)")
+    ingest.add_argument(
+        "--format",
+        default=None,
+        help="native, cfpb, violation_tracker or a mapping .toml (default: detect)",
+    )
     ingest.add_argument("--rejects", default=None, help="where to write rejected rows (CSV)")
     replicate = command("replicate", cmd_replicate, "Replicate changes to ClickHouse.")
     replicate.add_argument("--once", action="store_true", help="drain what is there, then exit")
     demo = command("demo", cmd_demo, "Start everything embedded on demo data and serve it.")
-    demo.add_argument("--from", dest="from_files", nargs="+", default=None,
-                      help="load these files instead of generated data")
+    demo.add_argument(
+        "--from",
+        dest="from_files",
+        nargs="+",
+        default=None,
+        help="load these files instead of generated data",
+    )
     demo.add_argument("--alerts", type=int, default=DEMO_ALERTS, help="generated alerts to load")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated data")
     command("stop", cmd_stop, "Stop the embedded PostgreSQL server.")

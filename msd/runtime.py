@@ -39,8 +39,9 @@ class Services:
             daemon=True,
         )
         self._thread.start()
-        logger.info("replicating in this process every %.2fs at most",
-                    self.settings.replication_interval)
+        logger.info(
+            "replicating in this process every %.2fs at most", self.settings.replication_interval
+        )
 
     def close(self) -> None:
         self._stop.set()

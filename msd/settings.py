@@ -211,4 +211,6 @@ def _field_names() -> set[str]:
     return {f.name for f in fields(Settings)}
 
 
-assert _field_names() == {s.name for s in SETTINGS}, "Settings and SETTINGS must list the same names"
+assert _field_names() == {s.name for s in SETTINGS}, (
+    "Settings and SETTINGS must list the same names"
+)

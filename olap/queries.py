@@ -66,8 +66,11 @@ def window_for_days(days: int, zone: str, today: date | None = None) -> Window:
 def window_between(first_day: date, last_day: date, zone: str) -> Window:
     """Whole local days from ``first_day`` to ``last_day``, both included."""
     return Window(
-        _local_midnight(first_day, zone), _local_midnight(last_day + timedelta(days=1), zone),
-        zone, first_day, last_day,
+        _local_midnight(first_day, zone),
+        _local_midnight(last_day + timedelta(days=1), zone),
+        zone,
+        first_day,
+        last_day,
     )
 
 
@@ -75,8 +78,13 @@ def window_of_instants(start: datetime, end: datetime, zone: str) -> Window:
     """An arbitrary [start, end) interval; its days are the local dates it touches."""
     tz = ZoneInfo(zone)
     last = (end - timedelta(microseconds=1)).astimezone(tz).date()
-    return Window(start.astimezone(timezone.utc), end.astimezone(timezone.utc), zone,
-                  start.astimezone(tz).date(), max(last, start.astimezone(tz).date()))
+    return Window(
+        start.astimezone(timezone.utc),
+        end.astimezone(timezone.utc),
+        zone,
+        start.astimezone(tz).date(),
+        max(last, start.astimezone(tz).date()),
+    )
 
 
 def _local_midnight(day: date, zone: str) -> datetime:
@@ -98,8 +106,12 @@ class _Source:
 _HOURLY = _Source("stats_hourly", "hour", "alerts", "amount", "resolved", "resolution_seconds")
 _COMPANY_HOURLY = _Source("company_hourly", "hour", "alerts", "amount", "0", "0")
 _CHANGES = _Source(
-    "alert_changes", "detected_at", "sign", "sign * amount",
-    "sign * (resolved_at IS NOT NULL)", "sign * resolution_seconds",
+    "alert_changes",
+    "detected_at",
+    "sign",
+    "sign * amount",
+    "sign * (resolved_at IS NOT NULL)",
+    "sign * resolution_seconds",
 )
 
 
@@ -110,8 +122,10 @@ def _hour_aligned(window: Window) -> bool:
 
 
 def _where(source: _Source, window: Window, filters: Filters) -> tuple[str, dict[str, Any]]:
-    clauses = [f"{source.time} >= {{start:DateTime64(3, 'UTC')}}",
-               f"{source.time} < {{end:DateTime64(3, 'UTC')}}"]
+    clauses = [
+        f"{source.time} >= {{start:DateTime64(3, 'UTC')}}",
+        f"{source.time} < {{end:DateTime64(3, 'UTC')}}",
+    ]
     params: dict[str, Any] = {"start": window.start, "end": window.end, "tz": window.zone}
     for name in ("severity", "status", "region"):
         values = getattr(filters, name)
@@ -142,8 +156,11 @@ def statistics(store: ClickHouseStore, window: Window, filters: Filters) -> Stat
         params,
     )[0]
     return Statistics(
-        int(row["total"] or 0), int(row["critical"] or 0), int(row["high"] or 0),
-        int(row["pending"] or 0), row["total_amount"] or Decimal("0.00"),
+        int(row["total"] or 0),
+        int(row["critical"] or 0),
+        int(row["high"] or 0),
+        int(row["pending"] or 0),
+        row["total_amount"] or Decimal("0.00"),
     )
 
 
@@ -237,8 +254,12 @@ def top_companies(
     tz = ZoneInfo(window.zone)
     return [
         CompanyRisk(
-            row["company_key"], names.get(row["company_key"], row["company_key"]),
-            int(row["total"]), int(row["critical"]), int(row["high"]), row["amount"],
+            row["company_key"],
+            names.get(row["company_key"], row["company_key"]),
+            int(row["total"]),
+            int(row["critical"]),
+            int(row["high"]),
+            row["amount"],
             _local_date(row["last_at"], tz),
         )
         for row in rows

@@ -95,19 +95,24 @@ _CSV_TYPES = {
 }
 
 # The upper bound of the next batch: at most `limit` events of the round past the applied position.
-_PLAN_SQL = """
+_PLAN_SQL = (
+    """
 SELECT tx_id::text, event_id FROM (
     SELECT e.tx_id, e.event_id FROM alert_events e
-    WHERE """ + _ROUND + """
+    WHERE """
+    + _ROUND
+    + """
     ORDER BY e.tx_id, e.event_id
     LIMIT %(limit)s
 ) AS next_events
 ORDER BY tx_id DESC, event_id DESC
 LIMIT 1
 """
+)
 
 _SUMMARY_SQL = (
-    "SELECT count(*), max(occurred_at) FROM alert_events e WHERE " + _ROUND
+    "SELECT count(*), max(occurred_at) FROM alert_events e WHERE "
+    + _ROUND
     + " AND (e.tx_id, e.event_id) <= (%(hi_tx)s::xid8, %(hi_event)s)"
 )
 
@@ -131,8 +136,12 @@ class Round:
 
     def bounds(self, upper: Position) -> dict[str, object]:
         return {
-            "base": self.base, "target": self.target, "lo_tx": self.applied.tx,
-            "lo_event": self.applied.event, "hi_tx": upper.tx, "hi_event": upper.event,
+            "base": self.base,
+            "target": self.target,
+            "lo_tx": self.applied.tx,
+            "lo_event": self.applied.event,
+            "hi_tx": upper.tx,
+            "hi_event": upper.event,
         }
 
     def token(self, target_name: str, upper: Position) -> str:
@@ -200,7 +209,8 @@ class Replicator:
         """
         with self.db.pool.connection() as conn:
             row = conn.execute(
-                "SELECT batches_applied FROM replication_state WHERE target = %s", (self.target,),
+                "SELECT batches_applied FROM replication_state WHERE target = %s",
+                (self.target,),
             ).fetchone()
             conn.rollback()
         if row is None or row[0] == 0:
@@ -212,10 +222,18 @@ class Replicator:
             return
         logger.warning(
             "ClickHouse database %s holds %d of the %d batches applied to it: replicating every "
-            "event again from the start", self.target, found[0]["n"], row[0],
+            "event again from the start",
+            self.target,
+            found[0]["n"],
+            row[0],
         )
-        for table in ("alert_changes", "stats_hourly", "company_hourly", "company_names",
-                      "replication_batches"):
+        for table in (
+            "alert_changes",
+            "stats_hourly",
+            "company_hourly",
+            "company_names",
+            "replication_batches",
+        ):
             self.store.command(f"TRUNCATE TABLE {self.store.database}.{table}")
         with self.db.pool.connection() as conn:
             conn.execute(
@@ -238,8 +256,10 @@ class Replicator:
         if self._lock_conn is not None:
             return True
         conn = psycopg.connect(self.db.url, autocommit=True)
-        sql = "SELECT pg_advisory_lock(hashtext(%s))" if wait else (
-            "SELECT pg_try_advisory_lock(hashtext(%s))"
+        sql = (
+            "SELECT pg_advisory_lock(hashtext(%s))"
+            if wait
+            else ("SELECT pg_try_advisory_lock(hashtext(%s))")
         )
         row = conn.execute(sql, ("msd-replicator:" + self.target,)).fetchone()
         if not wait and not (row and row[0]):
@@ -264,8 +284,9 @@ class Replicator:
 
         table, events, last_change = self._fetch(current, upper)
         token = current.token(self.target, upper)
-        self.store.insert_arrow("alert_changes", table.drop_columns(["event_id"]),
-                                dedup_token=token)
+        self.store.insert_arrow(
+            "alert_changes", table.drop_columns(["event_id"]), dedup_token=token
+        )
         self._step_done("inserted")
 
         self._record_in_clickhouse(token, upper, table, events, last_change)
@@ -275,7 +296,10 @@ class Replicator:
         result = BatchResult(events, len(table), upper, replayed, time.perf_counter() - started)
         logger.info(
             "replicated %d events (%d rows) up to %s in %.3fs%s",
-            events, len(table), upper.token_part(), result.seconds,
+            events,
+            len(table),
+            upper.token_part(),
+            result.seconds,
             " (replayed after an interrupted batch)" if replayed else "",
         )
         return result
@@ -306,8 +330,10 @@ class Replicator:
                 if self._wait_for_turn(stop, interval):
                     self._follow_events(stop, interval)
             except psycopg.OperationalError as error:
-                logger.warning("replication lost PostgreSQL (%s); reconnecting in 2s",
-                               str(error).strip().splitlines()[0] if str(error) else error)
+                logger.warning(
+                    "replication lost PostgreSQL (%s); reconnecting in 2s",
+                    str(error).strip().splitlines()[0] if str(error) else error,
+                )
                 self.release()
                 stop.wait(2.0)
         self.release()
@@ -380,8 +406,19 @@ class Replicator:
                 " WHERE target = %s AND pending_tx IS NULL AND base_snapshot::text = %s"
                 " AND target_snapshot::text IS NOT DISTINCT FROM %s"
                 " AND applied_tx = %s::xid8 AND applied_event = %s",
-                (base, target, applied.tx, applied.event, upper.tx, upper.event, self.target,
-                 row[0], row[1], row[2], row[3]),
+                (
+                    base,
+                    target,
+                    applied.tx,
+                    applied.event,
+                    upper.tx,
+                    upper.event,
+                    self.target,
+                    row[0],
+                    row[1],
+                    row[2],
+                    row[3],
+                ),
             ).rowcount
             conn.commit()
             if planned != 1:
@@ -418,18 +455,25 @@ class Replicator:
         return _parse_rows(buffer.getvalue()), int(summary[0]), summary[1]
 
     def _record_in_clickhouse(
-        self, token: str, upper: Position, table: pa.Table, events: int, last_change: datetime | None
+        self,
+        token: str,
+        upper: Position,
+        table: pa.Table,
+        events: int,
+        last_change: datetime | None,
     ) -> None:
         last_event = int(pa.compute.max(table["event_id"]).as_py() or 0) if len(table) else 0
-        record = pa.table({
-            "token": [token],
-            "upper_tx": pa.array([int(upper.tx)], pa.uint64()),
-            "upper_event": pa.array([upper.event], pa.int64()),
-            "last_event_id": pa.array([last_event], pa.int64()),
-            "events": pa.array([events], pa.uint32()),
-            "rows": pa.array([len(table)], pa.uint32()),
-            "last_change_at": pa.array([last_change], pa.timestamp("ms", "UTC")),
-        })
+        record = pa.table(
+            {
+                "token": [token],
+                "upper_tx": pa.array([int(upper.tx)], pa.uint64()),
+                "upper_event": pa.array([upper.event], pa.int64()),
+                "last_event_id": pa.array([last_event], pa.int64()),
+                "events": pa.array([events], pa.uint32()),
+                "rows": pa.array([len(table)], pa.uint32()),
+                "last_change_at": pa.array([last_change], pa.timestamp("ms", "UTC")),
+            }
+        )
         self.store.insert_arrow("replication_batches", record, dedup_token=token)
 
     def _mark_applied(
@@ -473,4 +517,3 @@ def _parse_rows(data: bytes) -> pa.Table:
         index = table.schema.get_field_index(name)
         table = table.set_column(index, name, table[name].cast(pa.timestamp("ms", "UTC")))
     return table
-

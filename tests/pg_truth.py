@@ -8,30 +8,44 @@ from typing import Any
 
 from workflow.db import Database
 
-_FILTERS = " AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s))" \
-    " AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s))" \
+_FILTERS = (
+    " AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s))"
+    " AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s))"
     " AND (%(region)s::text[] IS NULL OR region = ANY(%(region)s))"
+)
 
 _WINDOW = " (detected_at AT TIME ZONE %(tz)s)::date BETWEEN %(first)s AND %(last)s"
 
 
 def _params(first: date, last: date, tz: str, **filters: list[str] | None) -> dict[str, Any]:
-    return {"first": first, "last": last, "tz": tz, "severity": filters.get("severity"),
-            "status": filters.get("status"), "region": filters.get("region")}
+    return {
+        "first": first,
+        "last": last,
+        "tz": tz,
+        "severity": filters.get("severity"),
+        "status": filters.get("status"),
+        "region": filters.get("region"),
+    }
 
 
 def sql_statistics(db: Database, first: date, last: date, tz: str, **filters: Any) -> dict:
     with db.reading() as conn:
         row = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE severity = 'CRITICAL'),"
-            " count(*) FILTER (WHERE severity = 'HIGH'), count(*) FILTER (WHERE status = 'PENDING'),"
+            " count(*) FILTER (WHERE severity = 'HIGH'),"
+            " count(*) FILTER (WHERE status = 'PENDING'),"
             " coalesce(sum(amount), 0) FROM alerts WHERE" + _WINDOW + _FILTERS,
             _params(first, last, tz, **filters),
         ).fetchone()
         conn.rollback()
     assert row is not None
-    return {"total": row[0], "critical": row[1], "high": row[2], "pending": row[3],
-            "total_amount": float(row[4])}
+    return {
+        "total": row[0],
+        "critical": row[1],
+        "high": row[2],
+        "pending": row[3],
+        "total_amount": float(row[4]),
+    }
 
 
 def sql_trends(db: Database, first: date, last: date, tz: str, **filters: Any) -> list[dict]:
@@ -44,15 +58,22 @@ def sql_trends(db: Database, first: date, last: date, tz: str, **filters: Any) -
             " round(avg(extract(epoch FROM resolved_at - detected_at)::bigint) / 3600, 4)"
             " FROM generate_series(%(first)s::date, %(last)s::date, '1 day') AS d"
             " LEFT JOIN alerts a ON (a.detected_at AT TIME ZONE %(tz)s)::date = d::date"
-            + _FILTERS +
-            " GROUP BY d ORDER BY d",
+            + _FILTERS
+            + " GROUP BY d ORDER BY d",
             _params(first, last, tz, **filters),
         ).fetchall()
         conn.rollback()
     return [
-        {"date": r[0].isoformat(), "total_alerts": r[1], "critical_alerts": r[2],
-         "high_alerts": r[3], "medium_alerts": r[4], "low_alerts": r[5],
-         "total_amount": float(r[6]), "avg_resolution_time": None if r[7] is None else float(r[7])}
+        {
+            "date": r[0].isoformat(),
+            "total_alerts": r[1],
+            "critical_alerts": r[2],
+            "high_alerts": r[3],
+            "medium_alerts": r[4],
+            "low_alerts": r[5],
+            "total_amount": float(r[6]),
+            "avg_resolution_time": None if r[7] is None else float(r[7]),
+        }
         for r in rows
     ]
 
@@ -75,7 +96,12 @@ def sql_top_companies(db: Database, first: date, last: date, tz: str, **filters:
         ).fetchall()
         conn.rollback()
     return [
-        {"company_name": r[0], "total_violations": r[1], "total_amount": float(r[2]),
-         "risk_score": float(round(Decimal(r[3]), 4)), "last_violation_date": r[4].isoformat()}
+        {
+            "company_name": r[0],
+            "total_violations": r[1],
+            "total_amount": float(r[2]),
+            "risk_score": float(round(Decimal(r[3]), 4)),
+            "last_violation_date": r[4].isoformat(),
+        }
         for r in rows
     ]

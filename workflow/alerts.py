@@ -34,8 +34,20 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ALERT_COLUMNS = (
-    "id", "alert_id", "company_name", "company_key", "violation_type", "severity", "status",
-    "amount", "region", "detected_at", "created_at", "updated_at", "resolved_at", "assignee",
+    "id",
+    "alert_id",
+    "company_name",
+    "company_key",
+    "violation_type",
+    "severity",
+    "status",
+    "amount",
+    "region",
+    "detected_at",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "assignee",
     "version",
 )
 
@@ -146,8 +158,7 @@ def count_alerts(db: Database, filters: ListFilters) -> int:
 
 def get_alert(db: Database, alert_id: str) -> dict[str, Any]:
     with db.reading() as conn:
-        rows = _rows(conn.execute(sql.SQL("{} WHERE alert_id = %s").format(_select()),
-                                  (alert_id,)))
+        rows = _rows(conn.execute(sql.SQL("{} WHERE alert_id = %s").format(_select()), (alert_id,)))
         conn.rollback()
     if not rows:
         raise AlertNotFound(alert_id)
@@ -163,11 +174,13 @@ def change_status(
     note: str | None = None,
     expected_version: int | None = None,
 ) -> dict[str, Any]:
-    """Move one alert to ``status`` if the transition table allows it; the same status is a no-op."""
+    """Move one alert to ``status`` if the transition table allows; the same status is a no-op."""
     with db.transaction(actor=actor, source="api", note=note) as conn:
-        rows = _rows(conn.execute(
-            sql.SQL("{} WHERE alert_id = %s FOR UPDATE").format(_select()), (alert_id,)
-        ))
+        rows = _rows(
+            conn.execute(
+                sql.SQL("{} WHERE alert_id = %s FOR UPDATE").format(_select()), (alert_id,)
+            )
+        )
         if not rows:
             raise AlertNotFound(alert_id)
         alert = rows[0]
@@ -178,12 +191,14 @@ def change_status(
         if status not in TRANSITIONS[alert["status"]]:
             raise InvalidTransition(alert["status"], status)
 
-        updated = _rows(conn.execute(
-            sql.SQL("UPDATE alerts SET status = %s WHERE id = %s RETURNING {}").format(
-                sql.SQL(", ").join(sql.Identifier(c) for c in ALERT_COLUMNS)
-            ),
-            (status, alert["id"]),
-        ))
+        updated = _rows(
+            conn.execute(
+                sql.SQL("UPDATE alerts SET status = %s WHERE id = %s RETURNING {}").format(
+                    sql.SQL(", ").join(sql.Identifier(c) for c in ALERT_COLUMNS)
+                ),
+                (status, alert["id"]),
+            )
+        )
     logger.info("alert %s moved %s -> %s by %s", alert_id, alert["status"], status, actor)
     return updated[0]
 
@@ -203,8 +218,16 @@ class NewAlert:
 
 
 _NEW_COLUMNS = (
-    "alert_id", "company_name", "violation_type", "severity", "detected_at", "status", "amount",
-    "region", "resolved_at", "assignee",
+    "alert_id",
+    "company_name",
+    "violation_type",
+    "severity",
+    "detected_at",
+    "status",
+    "amount",
+    "region",
+    "resolved_at",
+    "assignee",
 )
 
 
@@ -218,8 +241,10 @@ def create_alerts(
     items = list(alerts)
     with db.transaction(actor=actor, source="api") as conn:
         existing = [
-            row[0] for row in conn.execute(
-                "SELECT alert_id FROM alerts WHERE alert_id = ANY(%s)", ([a.alert_id for a in items],)
+            row[0]
+            for row in conn.execute(
+                "SELECT alert_id FROM alerts WHERE alert_id = ANY(%s)",
+                ([a.alert_id for a in items],),
             )
         ]
         if existing:

@@ -71,7 +71,7 @@ class Database:
     def transaction(
         self, *, actor: str = "system", source: str = "api", note: str | None = None
     ) -> Iterator[psycopg.Connection]:
-        """A connection in a transaction whose changes are attributed to ``actor`` and ``source``."""
+        """A connection in a transaction whose changes are attributed to ``actor``, ``source``."""
         with self.pool.connection() as conn:
             with conn.transaction():
                 attributed(conn, actor=actor, source=source, note=note)

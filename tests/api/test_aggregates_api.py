@@ -77,8 +77,12 @@ def test_filters_and_explicit_window_narrow_the_statistics(
     client: TestClient, replicated: Services
 ) -> None:
     first, last = _last_days(90, "UTC")
-    params = {"since": first.isoformat(), "until": last.isoformat(), "region": "CA",
-              "status": "PENDING"}
+    params = {
+        "since": first.isoformat(),
+        "until": last.isoformat(),
+        "region": "CA",
+        "status": "PENDING",
+    }
 
     body = client.get("/api/alerts/statistics/", params=params).json()
 
@@ -91,10 +95,17 @@ def test_answer_changes_once_new_alerts_replicate_and_watermark_moves(
     client: TestClient, replicated: Services
 ) -> None:
     before = client.get("/api/alerts/statistics/")
-    client.post("/api/alerts/", json={
-        "alert_id": "fresh-1", "company_name": "Initech", "violation_type": "fraud",
-        "severity": "CRITICAL", "detected_at": datetime.now().isoformat(), "amount": "10.00",
-    })
+    client.post(
+        "/api/alerts/",
+        json={
+            "alert_id": "fresh-1",
+            "company_name": "Initech",
+            "violation_type": "fraud",
+            "severity": "CRITICAL",
+            "detected_at": datetime.now().isoformat(),
+            "amount": "10.00",
+        },
+    )
     unreplicated = client.get("/api/alerts/statistics/")
     replicated.replicator.drain()
     after = client.get("/api/alerts/statistics/")

@@ -24,9 +24,20 @@ def test_list_is_paginated_newest_first_with_drf_fields(client: TestClient, seed
     times = [row["detected_at"] for row in body["results"]]
     assert times == sorted(times, reverse=True)
     first = body["results"][0]
-    assert set(first) >= {"id", "alert_id", "company_name", "violation_type", "severity",
-                          "status", "amount", "region", "detected_at", "created_at",
-                          "updated_at", "resolved_at"}
+    assert set(first) >= {
+        "id",
+        "alert_id",
+        "company_name",
+        "violation_type",
+        "severity",
+        "status",
+        "amount",
+        "region",
+        "detected_at",
+        "created_at",
+        "updated_at",
+        "resolved_at",
+    }
 
 
 def test_filters_combine_and_count_matches(client: TestClient, seeded: Services) -> None:
@@ -48,8 +59,11 @@ def test_following_next_links_visits_every_alert_once(client: TestClient, seeded
 
 
 def test_cursor_paging_gives_the_same_rows_as_page_numbers(client: TestClient, seeded: Services):
-    by_page = [r["alert_id"] for p in (1, 2, 3)
-               for r in client.get(f"/api/alerts/?page_size=10&page={p}").json()["results"]]
+    by_page = [
+        r["alert_id"]
+        for p in (1, 2, 3)
+        for r in client.get(f"/api/alerts/?page_size=10&page={p}").json()["results"]
+    ]
     by_cursor: list[str] = []
     cursor = None
     for _ in range(3):
@@ -102,21 +116,31 @@ def test_status_change_follows_transition_table_and_is_audited(
     assert resolved.json()["resolved_at"] is not None
     assert refused.status_code == 409 and refused.json()["allowed"] == ["REVIEWING"]
     assert [(h["op"], (h["after"] or {}).get("status")) for h in history] == [
-        ("I", "PENDING"), ("U", "REVIEWING"), ("U", "RESOLVED")]
+        ("I", "PENDING"),
+        ("U", "REVIEWING"),
+        ("U", "RESOLVED"),
+    ]
     assert history[1]["note"] == "looking" and history[1]["before"]["status"] == "PENDING"
 
 
 def test_status_change_with_stale_version_is_refused(client: TestClient, seeded: Services):
     alert = client.get("/api/alerts/seed-1/").json()
-    response = client.patch("/api/alerts/seed-1/",
-                            json={"status": "DISMISSED", "version": alert["version"] + 5})
+    response = client.patch(
+        "/api/alerts/seed-1/", json={"status": "DISMISSED", "version": alert["version"] + 5}
+    )
 
     assert response.status_code == 409 and response.json()["errors"][0]["field"] == "version"
 
 
 def test_create_one_or_many_alerts(client: TestClient, services: Services) -> None:
-    one = {"alert_id": "new-1", "company_name": "Initech", "violation_type": "fraud",
-           "severity": "high", "detected_at": "2026-01-02T03:04:05Z", "amount": "1350000.5"}
+    one = {
+        "alert_id": "new-1",
+        "company_name": "Initech",
+        "violation_type": "fraud",
+        "severity": "high",
+        "detected_at": "2026-01-02T03:04:05Z",
+        "amount": "1350000.5",
+    }
     created = client.post("/api/alerts/", json=one)
     many = client.post("/api/alerts/", json=[{**one, "alert_id": f"new-{i}"} for i in (2, 3)])
     again = client.post("/api/alerts/", json=one)
@@ -128,8 +152,13 @@ def test_create_one_or_many_alerts(client: TestClient, services: Services) -> No
 
 
 def test_create_reports_each_bad_item_and_stores_none(client: TestClient, services: Services):
-    good = {"alert_id": "ok-1", "company_name": "Initech", "violation_type": "fraud",
-            "severity": "LOW", "detected_at": "2026-01-02"}
+    good = {
+        "alert_id": "ok-1",
+        "company_name": "Initech",
+        "violation_type": "fraud",
+        "severity": "LOW",
+        "detected_at": "2026-01-02",
+    }
     bad = {**good, "alert_id": "bad-1", "amount": "-5"}
 
     response = client.post("/api/alerts/", json=[good, bad])
@@ -142,6 +171,11 @@ def test_create_reports_each_bad_item_and_stores_none(client: TestClient, servic
 def test_openapi_schema_lists_the_endpoints(client: TestClient, services: Services) -> None:
     paths = client.get("/schema/openapi.json").json()["paths"]
 
-    for path in ("/api/alerts", "/api/alerts/statistics", "/api/alerts/risk_trends",
-                 "/api/alerts/top_companies", "/api/alerts/{alert_id}"):
+    for path in (
+        "/api/alerts",
+        "/api/alerts/statistics",
+        "/api/alerts/risk_trends",
+        "/api/alerts/top_companies",
+        "/api/alerts/{alert_id}",
+    ):
         assert path in paths or path + "/" in paths

@@ -21,7 +21,8 @@ FIRST, LAST = date(2000, 1, 1), date(2026, 12, 31)
 @pytest.fixture
 def loaded(services: Services, shared_data: Path, tmp_path: Path) -> Services:
     report = ingest_files(
-        services.db, [shared_data / CFPB, shared_data / VIOLATION_TRACKER],
+        services.db,
+        [shared_data / CFPB, shared_data / VIOLATION_TRACKER],
         rejects_path=tmp_path / "rejects.csv",
     )
     assert report.inserted > 30_000
@@ -64,6 +65,7 @@ def test_real_records_filtered_by_region_in_a_half_hour_zone(
 
     stats = client.get("/api/alerts/statistics/", params=params).json()
 
-    expected = sql_statistics(loaded.db, FIRST, LAST, "Asia/Kolkata", region=["CA", "NY", "TX"],
-                              status=["RESOLVED"])
+    expected = sql_statistics(
+        loaded.db, FIRST, LAST, "Asia/Kolkata", region=["CA", "NY", "TX"], status=["RESOLVED"]
+    )
     assert stats == expected and stats["total"] > 1_000

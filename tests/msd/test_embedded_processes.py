@@ -7,7 +7,6 @@ all of them, and one embedded ClickHouse folder that only one process may open a
 from __future__ import annotations
 
 import json
-from datetime import date
 import os
 import signal
 import socket
@@ -15,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
 from typing import Iterator
 
@@ -34,16 +34,27 @@ def _free_port() -> int:
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[dict[str, str]]:
     variables = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
-    variables |= {"MSD_DATA_DIR": str(tmp_path / "data"), "MSD_PORT": str(_free_port()),
-                  "MSD_REPLICATION_INTERVAL": "0.1", "MSD_TEST_CWD": str(tmp_path)}
+    variables |= {
+        "MSD_DATA_DIR": str(tmp_path / "data"),
+        "MSD_PORT": str(_free_port()),
+        "MSD_REPLICATION_INTERVAL": "0.1",
+        "MSD_TEST_CWD": str(tmp_path),
+    }
     yield variables
-    subprocess.run([sys.executable, "-m", "msd.cli", "stop"], env=variables, timeout=60,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "msd.cli", "stop"], env=variables, timeout=60, capture_output=True
+    )
 
 
 def msd(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "msd.cli", *args], env=env, timeout=timeout,
-                          capture_output=True, text=True, cwd=env["MSD_TEST_CWD"])
+    return subprocess.run(
+        [sys.executable, "-m", "msd.cli", *args],
+        env=env,
+        timeout=timeout,
+        capture_output=True,
+        text=True,
+        cwd=env["MSD_TEST_CWD"],
+    )
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -52,8 +63,13 @@ def start(env: dict[str, str], *args: str) -> subprocess.Popen:
     Its output goes to ``<command>.log`` in the test's folder, for reading when a test fails.
     """
     log = open(Path(env["MSD_TEST_CWD"]) / f"{args[0]}.log", "a", encoding="utf-8")
-    return subprocess.Popen([sys.executable, "-m", "msd.cli", *args], env=env,
-                            cwd=env["MSD_TEST_CWD"], stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "msd.cli", *args],
+        env=env,
+        cwd=env["MSD_TEST_CWD"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def get_json(env: dict[str, str], path: str) -> object:
@@ -103,8 +119,11 @@ def test_ingest_in_a_second_terminal_lands_in_the_running_service(
     assert result.returncode == 0, result.stderr
     assert "read 9,690" in result.stdout and "inserted 9,690" in result.stdout
     assert f"process {server.pid} (msd serve)" in result.stdout
-    stats = wait_for(lambda: (s := get_json(env, f"/api/alerts/statistics/?{ALL_TIME}"))
-                     and s["total"] == 9690 and s)
+    stats = wait_for(
+        lambda: (
+            (s := get_json(env, f"/api/alerts/statistics/?{ALL_TIME}")) and s["total"] == 9690 and s
+        )
+    )
     assert stats["total"] == 9690
 
 

@@ -62,12 +62,19 @@ def test_flag_overrides_environment() -> None:
 
 
 def test_unreachable_server_stops_the_command_with_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "MSD_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
-           "MSD_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "MSD_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "MSD_DATA_DIR": str(tmp_path),
+    }
 
     result = subprocess.run(
-        [sys.executable, "-m", "msd.cli", "migrate"], env=env, capture_output=True, text=True,
-        timeout=60, cwd=REPO,
+        [sys.executable, "-m", "msd.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
 
     assert result.returncode == 2

@@ -102,10 +102,12 @@ def test_two_replicators_at_once_still_apply_each_change_once(
             conn.execute(
                 "INSERT INTO alerts (alert_id, company_name, violation_type, severity,"
                 " detected_at) SELECT 'r' || %s || '-' || g, 'Initech', 'fraud', 'LOW', now()"
-                " FROM generate_series(1, 5) AS g", (round_number,),
+                " FROM generate_series(1, 5) AS g",
+                (round_number,),
             )
-            conn.execute("UPDATE alerts SET severity = 'HIGH' WHERE id %% 3 = %s",
-                         (round_number % 3,))
+            conn.execute(
+                "UPDATE alerts SET severity = 'HIGH' WHERE id %% 3 = %s", (round_number % 3,)
+            )
     stop.set()
     for worker in workers:
         worker.join()

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from olap.replicator import Replicator
 from olap.store import ClickHouseStore, EmbeddedStore
-from workflow.db import Database
 from tests.olap.truth import clickhouse_aggregates, postgres_aggregates
+from workflow.db import Database
 
 
 class SimulatedCrash(Exception):
@@ -35,22 +35,31 @@ class CrashingReplicator(Replicator):
 KEYS = st.integers(min_value=0, max_value=11)
 SEVERITY = st.sampled_from(["LOW", "MEDIUM", "HIGH", "CRITICAL"])
 STATUS = st.sampled_from(["PENDING", "REVIEWING", "RESOLVED", "DISMISSED"])
-AMOUNT = st.one_of(
-    st.none(), st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False)
-)
+AMOUNT = st.one_of(st.none(), st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False))
 COMPANY = st.sampled_from(["ACME BANK, N.A.", "Acme Bank N.A.", "Globex LLC", "Initech"])
 REGION = st.sampled_from(["CA", "NY", "", "TX"])
 
 OPERATIONS = st.one_of(
-    st.tuples(st.just("insert"), KEYS, SEVERITY, STATUS, AMOUNT, COMPANY, REGION,
-              st.integers(min_value=0, max_value=24 * 40)),
+    st.tuples(
+        st.just("insert"),
+        KEYS,
+        SEVERITY,
+        STATUS,
+        AMOUNT,
+        COMPANY,
+        REGION,
+        st.integers(min_value=0, max_value=24 * 40),
+    ),
     st.tuples(st.just("status"), KEYS, STATUS),
     st.tuples(st.just("severity"), KEYS, SEVERITY),
     st.tuples(st.just("amount"), KEYS, AMOUNT),
     st.tuples(st.just("delete"), KEYS),
     st.tuples(st.just("bulk_status"), STATUS, st.integers(min_value=2, max_value=4)),
-    st.tuples(st.just("replicate"), st.sampled_from([None, "planned", "inserted", "recorded"]),
-              st.integers(min_value=1, max_value=9)),
+    st.tuples(
+        st.just("replicate"),
+        st.sampled_from([None, "planned", "inserted", "recorded"]),
+        st.integers(min_value=1, max_value=9),
+    ),
 )
 
 
@@ -66,8 +75,18 @@ def apply_operation(db: Database, op: tuple[Any, ...]) -> None:
                 " CASE WHEN %s IN ('RESOLVED', 'DISMISSED')"
                 "      THEN now() - make_interval(hours => %s) / 2 END)"
                 " ON CONFLICT (alert_id) DO NOTHING",
-                (f"k{key}", company, f"type-{key % 3}", severity, status, amount, region,
-                 hours_ago, status, hours_ago),
+                (
+                    f"k{key}",
+                    company,
+                    f"type-{key % 3}",
+                    severity,
+                    status,
+                    amount,
+                    region,
+                    hours_ago,
+                    status,
+                    hours_ago,
+                ),
             )
         elif kind in ("status", "severity", "amount"):
             _, key, value = op

@@ -1,4 +1,4 @@
-"""The same aggregates computed two ways: from ClickHouse's views and with GROUP BY in PostgreSQL."""
+"""The same aggregates two ways: from ClickHouse's views and with GROUP BY in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -41,21 +41,28 @@ def clickhouse_aggregates(store: ClickHouseStore) -> Aggregates:
 
 def postgres_aggregates(database: Database) -> Aggregates:
     with database.reading() as conn:
-        hourly = _dicts(conn.execute(
-            "SELECT to_char(date_trunc('hour', detected_at AT TIME ZONE 'UTC'),"
-            " 'YYYY-MM-DD HH24:MI:SS') AS hour, severity, status, region, violation_type,"
-            " count(*) AS alerts, coalesce(sum(amount), 0)::numeric(38, 2) AS amount,"
-            " count(resolved_at) AS resolved,"
-            " coalesce(sum(extract(epoch FROM resolved_at - detected_at)::bigint), 0) AS seconds"
-            " FROM alerts GROUP BY 1, 2, 3, 4, 5"
-        ))
-        companies = _dicts(conn.execute(
-            "SELECT company_key, severity, count(*) AS alerts,"
-            " coalesce(sum(amount), 0)::numeric(38, 2) AS amount FROM alerts GROUP BY 1, 2"
-        ))
-        names = _dicts(conn.execute(
-            "SELECT company_key, company_name, count(*) AS alerts FROM alerts GROUP BY 1, 2"
-        ))
+        hourly = _dicts(
+            conn.execute(
+                "SELECT to_char(date_trunc('hour', detected_at AT TIME ZONE 'UTC'),"
+                " 'YYYY-MM-DD HH24:MI:SS') AS hour, severity, status, region, violation_type,"
+                " count(*) AS alerts, coalesce(sum(amount), 0)::numeric(38, 2) AS amount,"
+                " count(resolved_at) AS resolved,"
+                " coalesce(sum(extract(epoch FROM resolved_at - detected_at)::bigint), 0)"
+                " AS seconds"
+                " FROM alerts GROUP BY 1, 2, 3, 4, 5"
+            )
+        )
+        companies = _dicts(
+            conn.execute(
+                "SELECT company_key, severity, count(*) AS alerts,"
+                " coalesce(sum(amount), 0)::numeric(38, 2) AS amount FROM alerts GROUP BY 1, 2"
+            )
+        )
+        names = _dicts(
+            conn.execute(
+                "SELECT company_key, company_name, count(*) AS alerts FROM alerts GROUP BY 1, 2"
+            )
+        )
         current = _dicts(conn.execute("SELECT alert_id, status FROM alerts"))
         conn.rollback()
     return {
