@@ -3,14 +3,16 @@
 Each takes the list filters (severity, status, region) and a window: ``days`` back from today
 (default 30, as the replaced dashboard had) or ``since``/``until``, with day boundaries in ``tz``
 (default the server's MSD_TIMEZONE, UTC unless set). Responses carry the replication watermark
-in ``X-Replication-Watermark``.
+in ``X-Replication-Watermark`` and say in ``X-Cache`` whether the cache had the answer.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import Any, Callable
 
-from litestar import Request, Response, get
+import msgspec
+from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 
 from api.params import (
@@ -27,6 +29,7 @@ from api.params import (
 from api.routing import answer
 from api.schemas import CompanyOut, StatisticsOut, TrendOut
 from msd.runtime import Services
+from olap.queries import Filters, Window
 
 __all__ = ["aggregate_handlers"]
 
@@ -37,7 +40,12 @@ def _query(request: Request) -> dict[str, list[str]]:
     return {key: request.query_params.getall(key) for key in request.query_params}
 
 
-def _run(name: str, request: Request, state: State) -> tuple[Any, dict[str, str]]:
+# How long an answer may stay in memory. Not a freshness bound: keys carry the watermark, so a
+# cached answer is never older than what has replicated. These are the old dashboard's TTLs.
+TTL_SECONDS = {"statistics": 300.0, "risk_trends": 600.0, "top_companies": 900.0}
+
+
+def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]) -> Response:
     services: Services = state.services
     query = _query(request)
     filters = parse_filters(query)
@@ -45,12 +53,76 @@ def _run(name: str, request: Request, state: State) -> tuple[Any, dict[str, str]
 
     # Read the watermark first: the answer then holds at least everything it names.
     watermark = services.watermark()
-    result = answer(name, services, window, filters)
+    key = _cache_key(name, window, filters, watermark.position)
+    cached = state.cache.get_or_compute(
+        key,
+        TTL_SECONDS[name],
+        lambda: msgspec.json.encode(encode(answer(name, services, window, filters))),
+    )
     headers = {
         WATERMARK_HEADER: watermark.header(),
         "X-Window": f"{window.first_day}/{window.last_day};tz={window.zone}",
+        "X-Cache": "hit" if cached.hit else "miss",
     }
-    return result, headers
+    return Response(cached.body, media_type=MediaType.JSON, headers=headers)
+
+
+def _cache_key(name: str, window: Window, filters: Filters, position: str) -> str:
+    """Equal for equal questions whatever the parameters' order or spelling; distinct otherwise."""
+    normal = "|".join(
+        [
+            name,
+            window.start.isoformat(),
+            window.end.isoformat(),
+            window.zone,
+            window.first_day.isoformat(),
+            window.last_day.isoformat(),
+            ",".join(sorted(filters.severity)),
+            ",".join(sorted(filters.status)),
+            ",".join(sorted(filters.region)),
+            position,
+        ]
+    )
+    return f"{name}:{hashlib.sha256(normal.encode()).hexdigest()[:32]}"
+
+
+def _statistics_body(stats: Any) -> StatisticsOut:
+    return StatisticsOut(
+        total=stats.total,
+        critical=stats.critical,
+        high=stats.high,
+        pending=stats.pending,
+        total_amount=float(stats.total_amount),
+    )
+
+
+def _trends_body(rows: list[Any]) -> list[TrendOut]:
+    return [
+        TrendOut(
+            date=row.date,
+            total_alerts=row.total_alerts,
+            critical_alerts=row.critical_alerts,
+            high_alerts=row.high_alerts,
+            medium_alerts=row.medium_alerts,
+            low_alerts=row.low_alerts,
+            total_amount=float(row.total_amount),
+            avg_resolution_time=row.avg_resolution_hours,
+        )
+        for row in rows
+    ]
+
+
+def _companies_body(rows: list[Any]) -> list[CompanyOut]:
+    return [
+        CompanyOut(
+            company_name=row.company_name,
+            total_violations=row.total_violations,
+            total_amount=float(row.total_amount),
+            risk_score=float(round(row.risk_score, 4)),
+            last_violation_date=row.last_violation_date,
+        )
+        for row in rows
+    ]
 
 
 @get("/api/alerts/statistics/", sync_to_thread=True, summary="Totals over a window")
@@ -65,15 +137,7 @@ def statistics(
     until: UntilParam = None,
     tz: ZoneParam = None,
 ) -> Response[StatisticsOut]:
-    stats, headers = _run("statistics", request, state)
-    body = StatisticsOut(
-        total=stats.total,
-        critical=stats.critical,
-        high=stats.high,
-        pending=stats.pending,
-        total_amount=float(stats.total_amount),
-    )
-    return Response(body, headers=headers)
+    return _run("statistics", request, state, _statistics_body)
 
 
 @get("/api/alerts/risk_trends/", sync_to_thread=True, summary="One row per day of the window")
@@ -88,21 +152,7 @@ def risk_trends(
     until: UntilParam = None,
     tz: ZoneParam = None,
 ) -> Response[list[TrendOut]]:
-    rows, headers = _run("risk_trends", request, state)
-    body = [
-        TrendOut(
-            date=row.date,
-            total_alerts=row.total_alerts,
-            critical_alerts=row.critical_alerts,
-            high_alerts=row.high_alerts,
-            medium_alerts=row.medium_alerts,
-            low_alerts=row.low_alerts,
-            total_amount=float(row.total_amount),
-            avg_resolution_time=row.avg_resolution_hours,
-        )
-        for row in rows
-    ]
-    return Response(body, headers=headers)
+    return _run("risk_trends", request, state, _trends_body)
 
 
 @get("/api/alerts/top_companies/", sync_to_thread=True, summary="Ten companies by risk score")
@@ -117,18 +167,7 @@ def top_companies(
     until: UntilParam = None,
     tz: ZoneParam = None,
 ) -> Response[list[CompanyOut]]:
-    rows, headers = _run("top_companies", request, state)
-    body = [
-        CompanyOut(
-            company_name=row.company_name,
-            total_violations=row.total_violations,
-            total_amount=float(row.total_amount),
-            risk_score=float(round(row.risk_score, 4)),
-            last_violation_date=row.last_violation_date,
-        )
-        for row in rows
-    ]
-    return Response(body, headers=headers)
+    return _run("top_companies", request, state, _companies_body)
 
 
 aggregate_handlers = [statistics, risk_trends, top_companies]

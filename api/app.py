@@ -9,11 +9,14 @@ from litestar import Litestar, get
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.response import Response
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.aggregate_routes import aggregate_handlers
 from api.alert_routes import alert_handlers
+from api.cache import AnswerCache
 from api.errors import exception_handlers
+from api.metrics import Metrics
 from api.schemas import Health
 from msd.runtime import Services
 
@@ -38,14 +41,31 @@ def health(state: State) -> Health:
     except Exception as error:
         logger.warning("health: ClickHouse did not answer: %s", error)
         clickhouse = "unavailable"
-    status = "ok" if postgres == clickhouse == "ok" else "degraded"
+    cache = "degraded" if state.cache.degraded else "ok"
+    status = "ok" if postgres == clickhouse == cache == "ok" else "degraded"
     return Health(
         status=status,
         postgres=postgres,
         clickhouse=clickhouse,
+        cache=cache,
         watermark=watermark.position if watermark else "unknown",
         replicated_events=watermark.events if watermark else 0,
     )
+
+
+@get("/metrics", sync_to_thread=True, summary="Counters in Prometheus text format")
+def metrics(state: State) -> Response[str]:
+    services: Services = state.services
+    gauges: dict[str, tuple[float, str]] = {
+        "cache_degraded": (1.0 if state.cache.degraded else 0.0, "1 while Redis is not answering")
+    }
+    try:
+        watermark = services.watermark()
+        gauges["replicated_events"] = (float(watermark.events), "Change events replicated")
+    except Exception as error:  # the metrics page must answer even when PostgreSQL does not
+        logger.warning("metrics: PostgreSQL did not answer: %s", error)
+    body = state.metrics.render(gauges)
+    return Response(body, media_type="text/plain; version=0.0.4")
 
 
 @get("/", sync_to_thread=False, summary="What this service serves")
@@ -89,13 +109,17 @@ def _request_log(app: ASGIApp) -> ASGIApp:
 
 def create_app(services: Services, *, on_shutdown: list | None = None) -> Litestar:
     """The API over ``services``; the caller owns them (and closes them in ``on_shutdown``)."""
+    metrics_ = Metrics()
+    cache = AnswerCache(services.settings.redis_url, metrics_)
     return Litestar(
-        route_handlers=[*alert_handlers, *aggregate_handlers, health, index],
-        state=State({"services": services}),
+        route_handlers=[
+            *alert_handlers, *aggregate_handlers, health, metrics, index
+        ],
+        state=State({"services": services, "metrics": metrics_, "cache": cache}),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[_request_log],
         request_max_body_size=MAX_BODY_BYTES,
-        on_shutdown=on_shutdown or [],
+        on_shutdown=[cache.close, *(on_shutdown or [])],
         openapi_config=OpenAPIConfig(
             title="Market supervision alerts",
             version="0.1.0",

@@ -117,5 +117,6 @@ class Health(msgspec.Struct):
     status: str
     postgres: str
     clickhouse: str
+    cache: str
     watermark: str
     replicated_events: int
