@@ -173,14 +173,15 @@ class Watermark:
 
 
 def read_watermark(conn: psycopg.Connection, target: str) -> Watermark:
-    """The position is the count of applied batches and events: it grows with every batch."""
+    """The position counts rebuilds, applied batches and events: it moves with every batch."""
     row = conn.execute(
-        "SELECT batches_applied::text || '.' || events_applied, events_applied, last_event_id,"
+        "SELECT epoch || '.' || batches_applied || '.' || events_applied, events_applied,"
+        " last_event_id,"
         " last_change_at, updated_at FROM replication_state WHERE target = %s",
         (target,),
     ).fetchone()
     if row is None:
-        return Watermark("0.0", 0, 0, None, None)
+        return Watermark("0.0.0", 0, 0, None, None)
     return Watermark(*row)
 
 
@@ -240,7 +241,8 @@ class Replicator:
                 "UPDATE replication_state SET base_snapshot = '1:1:', target_snapshot = NULL,"
                 " applied_tx = '0', applied_event = 0,"
                 " pending_tx = NULL, pending_event = NULL, events_applied = 0,"
-                " batches_applied = 0, last_event_id = 0, updated_at = now() WHERE target = %s",
+                " batches_applied = 0, last_event_id = 0, epoch = epoch + 1, updated_at = now()"
+                " WHERE target = %s",
                 (self.target,),
             )
             conn.commit()

@@ -114,3 +114,34 @@ def test_two_replicators_at_once_still_apply_each_change_once(
     Replicator(db, store).drain()
 
     assert clickhouse_aggregates(store) == postgres_aggregates(db)
+
+
+def test_clickhouse_that_lost_its_data_is_rebuilt_from_the_events(
+    db: Database, store: ClickHouseStore
+) -> None:
+    from tests.olap.truth import clickhouse_aggregates, postgres_aggregates
+
+    with db.transaction() as conn:
+        conn.execute(INSERT, ("kept-1",))
+        conn.execute(INSERT, ("kept-2",))
+        conn.execute("UPDATE alerts SET severity = 'LOW' WHERE alert_id = 'kept-1'")
+    first = Replicator(db, store)
+    first.drain()
+    first.release()
+    before = first.watermark()
+    for table in (
+        "alert_changes",
+        "stats_hourly",
+        "company_hourly",
+        "company_names",
+        "replication_batches",
+    ):
+        store.command(f"TRUNCATE TABLE {store.database}.{table}")
+
+    rebuilt = Replicator(db, store)
+    rebuilt.drain()
+    rebuilt.release()
+
+    assert clickhouse_aggregates(store) == postgres_aggregates(db)
+    assert rebuilt.watermark().position != before.position
+    assert rebuilt.watermark().events == before.events == 3

@@ -72,6 +72,8 @@ CREATE TABLE replication_state (
     pending_event   bigint,
     events_applied  bigint NOT NULL DEFAULT 0,
     batches_applied bigint NOT NULL DEFAULT 0,
+    -- Grows each time ClickHouse is rebuilt from the events, so that no watermark repeats.
+    epoch           integer NOT NULL DEFAULT 0,
     last_event_id   bigint NOT NULL DEFAULT 0,
     last_change_at  timestamptz,
     updated_at      timestamptz NOT NULL DEFAULT now()
