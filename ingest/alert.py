@@ -59,10 +59,14 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 
 def validate_alert(values: dict[str, Any]) -> Alert:
     """The alert for mapped ``values`` (None meaning absent), or RowError naming field and value."""
-    present = {name: value for name, value in values.items() if value is not None}
+    if None in values.values():
+        present = {name: value for name, value in values.items() if value is not None}
+    else:
+        present = values.copy()
     for name in _ENUM_FIELDS:
-        if isinstance(present.get(name), str):
-            present[name] = present[name].strip().upper()
+        value = present.get(name)
+        if isinstance(value, str):
+            present[name] = value.strip().upper()
 
     try:
         return msgspec.convert(present, Alert)

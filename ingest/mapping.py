@@ -2,7 +2,8 @@
 
 A ``RowMapper`` is built once per file from a ``FormatSpec``: each field becomes a small step
 function, computed top to bottom in the order the format file lists them, so a rule or a
-``field =`` copy can use any field above it.
+``field =`` copy can use any field above it. Column positions, parsers and tests are settled
+when the mapper is built, so mapping a row only runs the closures it needs.
 """
 
 from __future__ import annotations
@@ -11,92 +12,136 @@ import hashlib
 import logging
 import re
 from decimal import Decimal
-from typing import Any, Callable
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any, Callable, Sequence
 
 from ingest.errors import RowError
 from ingest.formats import Condition, FieldSpec, FormatSpec, Rule, column_key
-from ingest.parsers import make_parser, parse_decimal, parse_text
+from ingest.parsers import Parser, make_parser, parse_decimal, parse_text
 
-__all__ = ["Record", "RowMapper"]
+__all__ = ["Record", "Row", "RowMapper"]
 
 logger = logging.getLogger(__name__)
 
-# A record's values keyed by column_key(header name).
+# A record's values keyed by column_key(header name), as JSON Lines gives them.
 Record = dict[str, Any]
+# A record's values in the order of the source's columns, as CSV and Parquet give them.
+Row = Sequence[Any]
+# The fields computed so far; a field whose value is absent has no entry.
 Values = dict[str, Any]
-Step = Callable[[Record, Values], Any]
+Getter = Callable[[Row], Any]
+Step = Callable[[Row, Values], Any]
 Test = Callable[[Any], bool]
 
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+# Parsed values kept per parser and file: dates, states and amounts repeat from row to row, and
+# several rules of one row may test the same column.
+_PARSED_KEPT = 4096
 
 
 class RowMapper:
     """Computes the alert fields of one file's records; holds the per-file repeat counters."""
 
-    def __init__(self, spec: FormatSpec, columns: list[str], where: str) -> None:
+    def __init__(
+        self, spec: FormatSpec, columns: list[str], where: str, *, keyed: bool = False
+    ) -> None:
         self.spec = spec
         self._present = {column_key(name) for name in columns}
         self._repeats: dict[str, int] = {}
-        self._steps = [(name, self._field_step(field)) for name, field in spec.fields.items()]
+        self._parsers: dict[tuple[str, tuple[str, ...]], Parser] = {}
         self._log_absent(where)
+        # A keyed record is first laid out as a row of just the columns the format reads.
+        self._keys = sorted({column_key(name) for field in spec.fields.values()
+                             for name in _columns_of(field)}) if keyed else None
+        layout = self._keys if self._keys is not None else [column_key(c) for c in columns]
+        self._positions = {key: index for index, key in enumerate(layout)}
+        self._steps = [(name, self._field_step(field)) for name, field in spec.fields.items()]
 
-    def map(self, record: Record) -> Values:
-        """The field values of ``record`` (None where absent), or RowError naming the field."""
+    def map(self, record: Row | Record) -> Values:
+        """The field values of ``record`` (absent ones left out), or RowError naming the field.
+
+        ``record`` is a row in the order of ``columns``, or with ``keyed`` a dict keyed by
+        column_key(name), whose keys may differ from record to record (JSON Lines).
+        """
+        if self._keys is not None:
+            record = [record.get(key) for key in self._keys]  # type: ignore[union-attr]
         values: Values = {}
-        for name, step in self._steps:
-            try:
-                values[name] = step(record, values)
-            except RowError as error:
-                raise RowError(f"{name}{self._column_note(name)}: {error}") from None
+        name = ""
+        try:
+            for name, step in self._steps:
+                value = step(record, values)  # type: ignore[arg-type]
+                if value is not None:
+                    values[name] = value
+        except RowError as error:
+            raise RowError(f"{name}{self._column_note(name)}: {error}") from None
         return values
+
+    def _getter(self, name: str) -> Getter:
+        index = self._positions.get(column_key(name))
+        return _absent if index is None else itemgetter(index)
+
+    def _parser(self, name: str, formats: list[str]) -> Parser:
+        key = (name, tuple(formats))
+        if key not in self._parsers:
+            self._parsers[key] = _memoised(make_parser(name, key[1]))
+        return self._parsers[key]
 
     def _field_step(self, field: FieldSpec) -> Step:
         if _is_plain_text_column(field):
-            return _text_column_step(column_key(field.column or ""), field.default)
+            return _text_column_step(self._getter(field.column or ""), field.default)
 
         source = self._source(field)
-        parse = make_parser(field.parser, tuple(field.formats)) if field.field is None else None
-        lookup = _value_map(field)
-        default = field.default
-
-        def step(record: Record, values: Values) -> Any:
-            value = lookup(source(record, values))
-            if value is None and default is not None:
-                value = default
-            if value is None or parse is None:
-                return value
-            return _prefixed(field.prefix, parse(value))
-
-        return step
+        translate = _value_map(field)
+        if translate is not None:
+            source = _translated(source, translate)
+        if field.field is not None:
+            return _defaulted(source, field.default)
+        if field.parser == "text":
+            return _text_step(source, field.default, field.prefix)
+        return _parsed(source, self._parser(field.parser, field.formats), field.default,
+                       field.prefix)
 
     def _source(self, field: FieldSpec) -> Step:
         if field.column is not None:
-            return _column_getter([field.column])
+            return _column_source(self._getter(field.column))
         if field.columns is not None:
-            return _column_getter(field.columns)
+            return _first_source([self._getter(name) for name in field.columns])
         if field.template is not None:
-            return _template_getter(field.template)
+            return self._template_source(field.template)
         if field.hash is not None:
-            return self._hash_getter(field)
+            return self._hash_source(field)
         if field.field is not None:
             copied = field.field
-            return lambda record, values: values.get(copied)
+            return lambda row, values: values.get(copied)
         if field.rules is not None:
-            return _rules_getter(field.rules)
+            return _rules_source([self._rule(rule) for rule in field.rules])
         constant = field.value
-        return lambda record, values: constant
+        return lambda row, values: constant
 
-    def _hash_getter(self, field: FieldSpec) -> Step:
-        keys = [column_key(name) for name in field.hash or []]
+    def _template_source(self, template: str) -> Step:
+        getters = [self._getter(name) for name in _PLACEHOLDER.findall(template)]
+
+        def fill(row: Row, values: Values) -> str | None:
+            parts = [_present(get(row)) for get in getters]
+            if any(part is None for part in parts):
+                return None
+            texts = iter(_text(part) for part in parts)
+            return _PLACEHOLDER.sub(lambda match: next(texts), template)
+
+        return fill
+
+    def _hash_source(self, field: FieldSpec) -> Step:
+        getters = [self._getter(name) for name in field.hash or []]
         length = field.hash_length
-        repeat = field.repeat_suffix
+        numbered = self._numbered if field.repeat_suffix else None
 
-        def get(record: Record, values: Values) -> str:
-            joined = "|".join(_text(record.get(key)) for key in keys)
-            digest = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:length]
-            return self._numbered(digest) if repeat else digest
+        def digest(row: Row, values: Values) -> str:
+            joined = "|".join([_text(get(row)) for get in getters])
+            text = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:length]
+            return text if numbered is None else numbered(text)
 
-        return get
+        return digest
 
     def _numbered(self, digest: str) -> str:
         # The n-th repeat of the same key in one file gets "-n": identical rows are separate
@@ -105,8 +150,45 @@ class RowMapper:
         self._repeats[digest] = seen + 1
         return f"{digest}-{seen}" if seen else digest
 
+    def _rule(self, rule: Rule) -> tuple[str, Step]:
+        any_of = _any([self._test(condition) for condition in rule.any])
+        all_of = _all([self._test(condition) for condition in rule.all])
+        if any_of is None:
+            return rule.value, all_of or _always
+        if all_of is None:
+            return rule.value, any_of
+
+        def both(row: Row, values: Values) -> bool:
+            return any_of(row, values) and all_of(row, values)
+
+        return rule.value, both
+
+    def _test(self, condition: Condition) -> Step:
+        check = _check(condition)
+        if condition.field is not None:
+            name = condition.field
+            return lambda row, values: check(values.get(name))
+
+        get = self._getter(condition.column or "")
+        parse = self._parser(condition.parser, condition.formats)
+        where = condition.column
+
+        def test(row: Row, values: Values) -> bool:
+            raw = _present(get(row))
+            try:
+                # Trimmed text is its own text parse; other parsers may meet it again.
+                if raw is None or (parse is parse_text and raw.__class__ is str):
+                    return check(raw)
+                return check(parse(raw))
+            except RowError as error:
+                raise RowError(f"column {where!r} {error}") from None
+
+        return test
+
     def _column_note(self, name: str) -> str:
-        field = self.spec.fields[name]
+        field = self.spec.fields.get(name)
+        if field is None:
+            return ""
         if field.column is not None:
             return f" (column {field.column!r})"
         if field.columns is not None:
@@ -121,16 +203,37 @@ class RowMapper:
                         ", ".join(repr(name) for name in absent))
 
 
+def _memoised(parse: Parser) -> Parser:
+    if parse is parse_text:
+        return parse
+    # Only text is kept: 1, 1.0 and True are equal keys that parse differently.
+    kept = lru_cache(maxsize=_PARSED_KEPT)(parse)
+
+    def parse_kept(value: Any) -> Any:
+        if value.__class__ is str:
+            return kept(value)
+        return parse(value)
+
+    return parse_kept
+
+
+def _absent(row: Row) -> None:
+    return None
+
+
+def _always(row: Row, values: Values) -> bool:
+    return True
+
+
 def _is_plain_text_column(field: FieldSpec) -> bool:
     plain = not (field.map or field.starts_with or field.prefix)
     return field.column is not None and field.parser == "text" and plain
 
 
-def _text_column_step(key: str, default: str | None) -> Step:
-    # Most fields are a column's text as it stands; one call per value instead of four keeps
-    # mapping a small share of a load's time.
-    def step(record: Record, values: Values) -> Any:
-        value = record.get(key)
+def _text_column_step(get: Getter, default: str | None) -> Step:
+    # Most fields are a column's text as it stands: one call per value.
+    def step(row: Row, values: Values) -> Any:
+        value = get(row)
         if value.__class__ is str:
             return value.strip() or default
         return default if value is None else parse_text(value)
@@ -138,15 +241,14 @@ def _text_column_step(key: str, default: str | None) -> Step:
     return step
 
 
-def _column_getter(names: list[str]) -> Step:
-    keys = [column_key(name) for name in names]
-    if len(keys) == 1:
-        key = keys[0]
-        return lambda record, values: _present(record.get(key))
+def _column_source(get: Getter) -> Step:
+    return lambda row, values: _present(get(row))
 
-    def first(record: Record, values: Values) -> Any:
-        for key in keys:
-            value = _present(record.get(key))
+
+def _first_source(getters: list[Getter]) -> Step:
+    def first(row: Row, values: Values) -> Any:
+        for get in getters:
+            value = _present(get(row))
             if value is not None:
                 return value
         return None
@@ -154,52 +256,83 @@ def _column_getter(names: list[str]) -> Step:
     return first
 
 
-def _template_getter(template: str) -> Step:
-    keys = [column_key(name) for name in _PLACEHOLDER.findall(template)]
-
-    def fill(record: Record, values: Values) -> str | None:
-        parts = [_present(record.get(key)) for key in keys]
-        if any(part is None for part in parts):
-            return None
-        texts = iter(_text(part) for part in parts)
-        return _PLACEHOLDER.sub(lambda match: next(texts), template)
-
-    return fill
+def _translated(source: Step, translate: Callable[[Any], Any]) -> Step:
+    return lambda row, values: translate(source(row, values))
 
 
-def _rules_getter(rules: list[Rule]) -> Step:
-    compiled = [(rule.value, [_test(c) for c in rule.any], [_test(c) for c in rule.all])
-                for rule in rules]
+def _defaulted(source: Step, default: str | None) -> Step:
+    if default is None:
+        return source
 
-    def first_match(record: Record, values: Values) -> str | None:
-        for value, any_of, all_of in compiled:
-            if any_of and not any(test(record, values) for test in any_of):
-                continue
-            if all(test(record, values) for test in all_of):
+    def step(row: Row, values: Values) -> Any:
+        value = source(row, values)
+        return default if value is None else value
+
+    return step
+
+
+def _text_step(source: Step, default: str | None, prefix: str) -> Step:
+    def step(row: Row, values: Values) -> Any:
+        value = source(row, values)
+        if value is None:
+            if default is None:
+                return None
+            value = default
+        text = value.strip() if value.__class__ is str else parse_text(value)
+        return prefix + text if prefix else text
+
+    return step
+
+
+def _parsed(source: Step, parse: Parser, default: str | None, prefix: str) -> Step:
+    def step(row: Row, values: Values) -> Any:
+        value = source(row, values)
+        if value is None:
+            if default is None:
+                return None
+            value = default
+        value = parse(value)
+        if prefix and isinstance(value, str):
+            return prefix + value
+        return value
+
+    return step
+
+
+def _rules_source(rules: list[tuple[str, Step]]) -> Step:
+    def first_match(row: Row, values: Values) -> str | None:
+        for value, holds in rules:
+            if holds(row, values):
                 return value
         return None
 
     return first_match
 
 
-def _test(condition: Condition) -> Step:
-    check = _check(condition)
-    if condition.field is not None:
-        name = condition.field
-        return lambda record, values: check(values.get(name))
+def _any(tests: list[Step]) -> Step | None:
+    if len(tests) <= 1:
+        return tests[0] if tests else None
 
-    key = column_key(condition.column or "")
-    parse = make_parser(condition.parser, tuple(condition.formats))
-    where = condition.column
+    def any_holds(row: Row, values: Values) -> bool:
+        for test in tests:
+            if test(row, values):
+                return True
+        return False
 
-    def test(record: Record, values: Values) -> bool:
-        raw = _present(record.get(key))
-        try:
-            return check(None if raw is None else parse(raw))
-        except RowError as error:
-            raise RowError(f"column {where!r} {error}") from None
+    return any_holds
 
-    return test
+
+def _all(tests: list[Step]) -> Step | None:
+    if len(tests) <= 1:
+        return tests[0] if tests else None
+
+    def all_hold(row: Row, values: Values) -> bool:
+        for test in tests:
+            if not test(row, values):
+                return False
+        return True
+
+    return all_hold
 
 
 def _check(condition: Condition) -> Test:
@@ -207,8 +340,7 @@ def _check(condition: Condition) -> Test:
         wanted = condition.is_empty
         return lambda value: (value is None) == wanted
     if condition.at_least is not None:
-        floor = Decimal(str(condition.at_least))
-        return lambda value: value is not None and parse_decimal(value) >= floor
+        return _at_least(Decimal(str(condition.at_least)))
     if condition.equals is not None:
         return _equals(condition.equals)
     if condition.one_of is not None:
@@ -221,6 +353,15 @@ def _check(condition: Condition) -> Test:
     return lambda value: value is not None and part in _text(value).casefold()
 
 
+def _at_least(floor: Decimal) -> Test:
+    def at_least(value: Any) -> bool:
+        if value.__class__ is Decimal and value.is_finite():
+            return value >= floor
+        return value is not None and parse_decimal(value) >= floor
+
+    return at_least
+
+
 def _equals(expected: str | bool | int | float) -> Test:
     if isinstance(expected, bool):
         return lambda value: value is expected
@@ -231,11 +372,11 @@ def _equals(expected: str | bool | int | float) -> Test:
     return lambda value: value is not None and _text(value).casefold() == text
 
 
-def _value_map(field: FieldSpec) -> Callable[[Any], Any]:
+def _value_map(field: FieldSpec) -> Callable[[Any], Any] | None:
     exact = {key.strip().casefold(): target for key, target in field.map.items()}
     starts = [(key.strip().casefold(), target) for key, target in field.starts_with.items()]
     if not exact and not starts:
-        return lambda value: value
+        return None
 
     def translate(value: Any) -> Any:
         if not isinstance(value, str):
@@ -256,20 +397,16 @@ def _columns_of(field: FieldSpec) -> list[str]:
 
 
 def _present(value: Any) -> Any:
-    if isinstance(value, str):
+    if value.__class__ is str or isinstance(value, str):
         return value.strip() or None
     return value
 
 
 def _text(value: Any) -> str:
+    if value.__class__ is str:
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, str):
         return value.strip()
     return str(value)
-
-
-def _prefixed(prefix: str, value: Any) -> Any:
-    if prefix and isinstance(value, str):
-        return prefix + value
-    return value

@@ -14,14 +14,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from ingest.alert import Alert, validate_alert
 from ingest.errors import IngestError, RowError
 from ingest.formats import FormatSpec, check_columns, detect_format, load_format
 from ingest.mapping import RowMapper
 from ingest.progress import Progress
-from ingest.readers import Source, open_source
+from ingest.readers import Source, Values, open_source
 from ingest.rejects import RejectWriter, default_rejects_path
 from ingest.report import DUPLICATES_LISTED, FileReport, IngestReport
 from ingest.staging import LoadOutcome, StagedRow, load_rows
@@ -87,7 +87,7 @@ def load_source(
     started = time.perf_counter()
     counts = _Counts()
     meter = Progress(source.label, enabled=progress)
-    mapper = RowMapper(spec, source.columns, source.label)
+    mapper = RowMapper(spec, source.columns, source.label, keyed=source.keyed)
     rows = _staged_rows(source, mapper, rejects, counts, meter)
 
     note = f"{spec.name}: {source.label}"
@@ -175,7 +175,7 @@ def _staged_rows(
             alert = _alert(mapper, values)
         except RowError as error:
             counts.rejected += 1
-            record = values if isinstance(values, dict) else None
+            record = None if isinstance(values, RowError) else source.record(values)
             rejects.write(source.label, line, str(error), record)
             continue
 
@@ -183,7 +183,7 @@ def _staged_rows(
         yield _staged(counts.last_seq, line, alert)
 
 
-def _alert(mapper: RowMapper, values: dict[str, Any] | RowError) -> Alert:
+def _alert(mapper: RowMapper, values: Values | RowError) -> Alert:
     if isinstance(values, RowError):
         raise values
     return validate_alert(mapper.map(values))

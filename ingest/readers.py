@@ -1,9 +1,11 @@
 """Streaming readers: each file becomes its column names and numbered records, never all at once.
 
 Records are ``(line, values)``: the physical line where the record starts (1-based, the header is
-line 1) for CSV, the line for JSON Lines, the row number (1-based) for Parquet. A record that
-cannot be read at all (wrong number of CSV fields, bad JSON) is a ``(line, RowError)`` so that
-the caller rejects it and goes on.
+line 1) for CSV, the line for JSON Lines, the row number (1-based) for Parquet. The values are a
+row in the order of the source's columns (CSV, Parquet), or a dict keyed by column_key(name) for
+JSON Lines, whose lines may name different keys. A record that cannot be read at all (wrong
+number of CSV fields, bad JSON) is a ``(line, RowError)`` so that the caller rejects it and goes
+on.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
 import msgspec
 import pyarrow as pa
@@ -27,7 +29,8 @@ __all__ = ["Item", "Source", "arrow_source", "open_source"]
 
 logger = logging.getLogger(__name__)
 
-Item = tuple[int, dict[str, Any] | RowError]
+Values = Sequence[Any] | dict[str, Any]
+Item = tuple[int, Values | RowError]
 
 _PARQUET_BATCH = 20_000
 # CSV fields longer than csv's default 128 KiB limit are still read, then rejected by length.
@@ -36,12 +39,20 @@ csv.field_size_limit(16 * 1024 * 1024)
 
 @dataclass
 class Source:
-    """One input: a label for messages, its column names and an iterator over its records."""
+    """One input: a label for messages, its column names and an iterator over its records;
+    ``keyed`` when the records are dicts rather than rows in the order of ``columns``."""
 
     label: str
     columns: list[str]
     items: Iterator[Item]
     close: Callable[[], None] = lambda: None
+    keyed: bool = False
+
+    def record(self, values: Values) -> dict[str, Any]:
+        """The record's values keyed by column_key(name), as the rejects file shows them."""
+        if isinstance(values, dict):
+            return values
+        return dict(zip(map(column_key, self.columns), values))
 
 
 def open_source(path: Path) -> Source:
@@ -60,7 +71,7 @@ def open_source(path: Path) -> Source:
 
 def arrow_source(label: str, batches: Iterable[pa.RecordBatch], columns: list[str]) -> Source:
     """Records from Arrow record batches, numbered by row from 1 (Parquet, the generator)."""
-    return Source(label, columns, _arrow_items(batches))
+    return Source(label, columns, _arrow_items(batches, columns))
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -87,25 +98,18 @@ def _csv_source(path: Path) -> Source:
 
 
 def _csv_items(reader: Any, columns: list[str], path: Path) -> Iterator[Item]:
-    keys = [column_key(name) for name in columns]
+    width = len(columns)
     start = reader.line_num + 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise IngestError(f"{path}: line {start}: cannot read CSV: {error}") from None
-
-        if row and any(row):
-            yield start, _csv_values(keys, row)
-        start = reader.line_num + 1
-
-
-def _csv_values(keys: list[str], row: list[str]) -> dict[str, Any] | RowError:
-    if len(row) != len(keys):
-        return RowError(f"the line has {len(row)} fields, the header has {len(keys)}")
-    return dict(zip(keys, row))
+    try:
+        for row in reader:
+            if len(row) == width:
+                if any(row):
+                    yield start, row
+            elif row and any(row):
+                yield start, RowError(f"the line has {len(row)} fields, the header has {width}")
+            start = reader.line_num + 1
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise IngestError(f"{path}: line {start}: cannot read CSV: {error}") from None
 
 
 def _jsonl_source(path: Path) -> Source:
@@ -114,7 +118,7 @@ def _jsonl_source(path: Path) -> Source:
     leading = _until_object(items)
     last = leading[-1][1] if leading else None
     columns = list(last) if isinstance(last, dict) else []
-    return Source(str(path), columns, _chained(leading, items), handle.close)
+    return Source(str(path), columns, _chained(leading, items), handle.close, keyed=True)
 
 
 def _jsonl_items(handle: IO[str], path: Path) -> Iterator[Item]:
@@ -150,16 +154,24 @@ def _parquet_source(path: Path) -> Source:
 
     columns = list(parquet.schema_arrow.names)
     batches = parquet.iter_batches(batch_size=_PARQUET_BATCH)
-    return Source(str(path), columns, _arrow_items(batches), parquet.close)
+    return Source(str(path), columns, _arrow_items(batches, columns), parquet.close)
 
 
-def _arrow_items(batches: Iterable[pa.RecordBatch]) -> Iterator[Item]:
+def _arrow_items(batches: Iterable[pa.RecordBatch], columns: list[str]) -> Iterator[Item]:
     number = 0
     for batch in batches:
-        keys = [column_key(name) for name in batch.schema.names]
-        for row in zip(*(_python_values(column) for column in batch.columns)):
+        for row in zip(*_aligned_values(batch, columns)):
             number += 1
-            yield number, dict(zip(keys, row))
+            yield number, row
+
+
+def _aligned_values(batch: pa.RecordBatch, columns: list[str]) -> list[list[Any]]:
+    # Each of ``columns`` from the batch's column of that name (the last one, as a dict of the
+    # row would keep it), or empty where the batch lacks it.
+    index = {column_key(name): i for i, name in enumerate(batch.schema.names)}
+    empty = [None] * batch.num_rows
+    wanted = [index.get(column_key(name)) for name in columns]
+    return [empty if i is None else _python_values(batch.column(i)) for i in wanted]
 
 
 def _python_values(column: pa.Array) -> list[Any]:
