@@ -52,8 +52,7 @@ def test_progress_draws_rows_and_rate_on_a_terminal() -> None:
         meter.start("upserted")
         meter.advance(1200)
         meter.finish()
-    drawn = os.read(leader, 4096).decode()
-    os.close(leader)
+    drawn = _read_all(leader).decode()
 
     assert drawn.startswith("\rfile.csv: 1,500 rows read")
     assert "\rfile.csv: 1,200 rows upserted" in drawn
@@ -67,3 +66,17 @@ def test_progress_stays_silent_when_stderr_is_not_a_terminal(tmp_path: Path) -> 
         meter.finish()
 
     assert (tmp_path / "log.txt").read_text() == ""
+
+
+def _read_all(leader: int) -> bytes:
+    # One read of a terminal may return only part of what was written; the writing side is
+    # closed, so reading until the terminal reports its end gets all of it.
+    chunks = []
+    try:
+        while chunk := os.read(leader, 4096):
+            chunks.append(chunk)
+    except OSError:
+        pass
+    finally:
+        os.close(leader)
+    return b"".join(chunks)
