@@ -16,6 +16,7 @@ from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 
 from api.params import (
+    AGGREGATE_PARAMETERS,
     DaysParam,
     RegionParam,
     SeverityParam,
@@ -23,6 +24,7 @@ from api.params import (
     StatusParam,
     UntilParam,
     ZoneParam,
+    check_known,
     parse_filters,
     parse_window,
 )
@@ -48,6 +50,7 @@ TTL_SECONDS = {"statistics": 300.0, "risk_trends": 600.0, "top_companies": 900.0
 def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]) -> Response:
     services: Services = state.services
     query = _query(request)
+    check_known(query, AGGREGATE_PARAMETERS)
     filters = parse_filters(query)
     window = parse_window(query, services.settings.timezone)
 

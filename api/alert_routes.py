@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -15,12 +15,14 @@ from litestar.params import FromPath, JSONBody
 
 from api.errors import ApiError
 from api.params import (
+    LIST_PARAMETERS,
     CursorParam,
     PageParam,
     PageSizeParam,
     RegionParam,
     SeverityParam,
     StatusParam,
+    check_known,
     parse_filters,
     parse_page,
 )
@@ -28,6 +30,7 @@ from api.routing import answer
 from api.schemas import AlertIn, AlertOut, AlertPage, HistoryEntry, StatusChange
 from msd.runtime import Services
 from workflow.alerts import (
+    TRANSITIONS,
     AlertNotFound,
     InvalidCursor,
     InvalidTransition,
@@ -42,6 +45,7 @@ __all__ = ["alert_handlers"]
 logger = logging.getLogger(__name__)
 
 MAX_CREATE = 1000
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _services(state: State) -> Services:
@@ -74,6 +78,7 @@ def list_alerts(
     cursor: CursorParam = None,
 ) -> AlertPage:
     query = _query(request)
+    check_known(query, LIST_PARAMETERS)
     filters = parse_filters(query)
     pagination = parse_page(query)
     where = ListFilters(filters.severity, filters.status, filters.region)
@@ -119,31 +124,41 @@ def get_alert(state: State, alert_id: FromPath[str]) -> AlertOut:
     try:
         return AlertOut.from_row(answer("alerts.detail", _services(state), alert_id))
     except AlertNotFound:
-        raise ApiError(404, f"no alert with alert_id {alert_id!r}") from None
+        raise ApiError(404, f"no alert with alert_id {alert_id!r}", parameter="alert_id") from None
 
 
 @get("/api/alerts/{alert_id:str}/history/", sync_to_thread=True, summary="An alert's changes")
 def get_history(state: State, alert_id: FromPath[str]) -> list[HistoryEntry]:
     entries = answer("alerts.history", _services(state), alert_id)
     if not entries:
-        raise ApiError(404, f"no alert with alert_id {alert_id!r} was ever recorded")
+        raise ApiError(
+            404, f"no alert with alert_id {alert_id!r} was ever recorded", parameter="alert_id"
+        )
     return [HistoryEntry(**entry) for entry in entries]
 
 
 @patch("/api/alerts/{alert_id:str}/", sync_to_thread=True, summary="Change an alert's status")
 def change_status(state: State, alert_id: FromPath[str], data: JSONBody[StatusChange]) -> AlertOut:
+    status = data.status.strip().upper()
+    if status not in TRANSITIONS:
+        raise ApiError(
+            400,
+            f"status {data.status!r} is not one of {', '.join(TRANSITIONS)}",
+            field="status",
+            allowed=list(TRANSITIONS),
+        )
     try:
         row = answer(
             "alerts.change_status",
             _services(state),
             alert_id,
-            data.status,
+            status,
             actor="api",
             note=data.note,
             expected_version=data.version,
         )
     except AlertNotFound:
-        raise ApiError(404, f"no alert with alert_id {alert_id!r}") from None
+        raise ApiError(404, f"no alert with alert_id {alert_id!r}", parameter="alert_id") from None
     except InvalidTransition as error:
         raise ApiError(
             409,
@@ -184,10 +199,16 @@ def _decode_new_alerts(data: Any) -> list[NewAlert]:
         where = f"[{index}]" if many else ""
         try:
             alert = msgspec.convert(_normalise(raw), AlertIn, strict=False)
+            item = _new_alert(alert)
         except msgspec.ValidationError as error:
-            errors.append({"field": f"{where}{_path(error)}", "message": str(error)})
+            field = f"{where}.{_path(error)}".strip(".") or "body"
+            errors.append({"field": field, "message": f"{field}: {_message(error)}"})
             continue
-        items.append(_new_alert(alert))
+        except ValueError as error:
+            field = f"{where}.{error.args[0]}".strip(".")
+            errors.append({"field": field, "message": f"{field}: {error.args[1]}"})
+            continue
+        items.append(item)
     duplicates = _duplicate_ids(items)
     errors += [{"field": "alert_id", "message": f"{d!r} appears twice"} for d in duplicates]
     if errors:
@@ -207,12 +228,21 @@ def _normalise(raw: Any) -> Any:
         value = fixed.get(name)
         if isinstance(value, str) and len(value.strip()) == 10:
             fixed[name] = value.strip() + "T00:00:00Z"
+    if isinstance(fixed.get("amount"), (int, float)) and not isinstance(fixed["amount"], bool):
+        fixed["amount"] = repr(fixed["amount"])  # JSON numbers welcome; checked as text
     return fixed
 
 
 def _path(error: msgspec.ValidationError) -> str:
     text = str(error)
-    return text.split("at `$", 1)[1].rstrip("`") if "at `$" in text else ""
+    return text.split("at `$", 1)[1].rstrip("`").lstrip(".") if "at `$" in text else ""
+
+
+def _message(error: msgspec.ValidationError) -> str:
+    text = str(error).split(" - at `$", 1)[0]
+    if "regex" in text or "pattern" in text:
+        return "must be a decimal amount with at most 13 digits and 2 decimals, e.g. 1350000.50"
+    return text
 
 
 def _duplicate_ids(items: list[NewAlert]) -> list[str]:
@@ -221,16 +251,26 @@ def _duplicate_ids(items: list[NewAlert]) -> list[str]:
 
 
 def _new_alert(alert: AlertIn) -> NewAlert:
+    """The alert to store; ValueError(field, message) when its times do not make sense."""
+    detected_at = _utc(alert.detected_at)
+    resolved_at = None if alert.resolved_at is None else _utc(alert.resolved_at)
+    now = datetime.now(timezone.utc)
+    if detected_at > now + CLOCK_SKEW:
+        raise ValueError("detected_at", f"{detected_at.isoformat()} is in the future")
+    if resolved_at is not None and resolved_at < detected_at:
+        raise ValueError("resolved_at", "is before detected_at")
+    if resolved_at is None and alert.status in ("RESOLVED", "DISMISSED"):
+        resolved_at = max(now, detected_at)  # closed on arrival: closed now
     return NewAlert(
         alert_id=alert.alert_id.strip(),
         company_name=alert.company_name.strip(),
         violation_type=alert.violation_type.strip(),
         severity=alert.severity,
-        detected_at=_utc(alert.detected_at),
+        detected_at=detected_at,
         status=alert.status,
         amount=None if alert.amount is None else Decimal(alert.amount),
         region=alert.region.strip(),
-        resolved_at=None if alert.resolved_at is None else _utc(alert.resolved_at),
+        resolved_at=resolved_at,
         assignee=alert.assignee,
     )
 

@@ -119,6 +119,12 @@ def _describe(item: dict[str, Any]) -> dict[str, str]:
     source = item.get("source")
     message = str(item.get("message", "invalid value"))
     where = "field" if source in (None, "body") else "parameter"
+    if key == "data" and "at `$." in message:
+        # Litestar names the whole body "data"; the field at fault is at the end of the message.
+        key = message.rsplit("at `$.", 1)[1].rstrip("`")
+        message = message.split(" - at `$", 1)[0]
+    elif key == "data":
+        key = "body"
     described = {"message": f"{key}: {message}" if key else message}
     if key:
         described[where] = str(key)
@@ -130,9 +136,13 @@ def _http_error(request: Request, error: HTTPException) -> Response[bytes]:
     if status >= 500:
         return _unexpected(request, error)
     detail = str(error.detail)
+    errors = [{"message": detail}]
     if isinstance(error, NotFoundException) and detail in ("Not Found", ""):
         detail = f"no such endpoint or resource: {request.url.path}"
-    return problem_response(status, detail, headers=dict(error.headers or {}))
+        errors = [{"path": request.url.path, "message": detail}]
+    elif status == 400 and ("json" in detail.lower() or "body" in detail.lower()):
+        errors = [{"field": "body", "message": f"the request body is not valid JSON: {detail}"}]
+    return problem_response(status, detail, errors=errors, headers=dict(error.headers or {}))
 
 
 def _unexpected(request: Request, error: Exception) -> Response[bytes]:

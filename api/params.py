@@ -20,7 +20,7 @@ from olap.queries import (
     window_of_instants,
 )
 
-__all__ = ["Page", "Limits", "parse_filters", "parse_page", "parse_window"]
+__all__ = ["Page", "Limits", "check_known", "parse_filters", "parse_page", "parse_window"]
 
 
 def _documented(description: str) -> object:
@@ -58,6 +58,25 @@ class Page:
     number: int
     size: int
     cursor: str | None
+
+
+FILTER_PARAMETERS = ("severity", "status", "region")
+LIST_PARAMETERS = (*FILTER_PARAMETERS, "page", "page_size", "cursor")
+AGGREGATE_PARAMETERS = (*FILTER_PARAMETERS, "days", "since", "until", "tz")
+# Sent by browsers and by the replaced Django REST framework's clients, and harmless.
+_IGNORED_PARAMETERS = ("format", "_")
+
+
+def check_known(query: Mapping[str, list[str]], known: tuple[str, ...]) -> None:
+    """A misspelt parameter is an error, not a silently unfiltered answer."""
+    for name in query:
+        if name not in known and name not in _IGNORED_PARAMETERS:
+            raise ApiError(
+                400,
+                f"unknown parameter {name!r}; this endpoint takes {', '.join(known)}",
+                parameter=name,
+                allowed=list(known),
+            )
 
 
 def _values(query: Mapping[str, list[str]], name: str) -> list[str]:

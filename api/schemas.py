@@ -69,7 +69,8 @@ class AlertIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class StatusChange(msgspec.Struct, forbid_unknown_fields=True):
-    status: Status
+    # Checked by the handler, so that any case is accepted and a bad one lists the statuses.
+    status: Annotated[str, msgspec.Meta(max_length=20, examples=["REVIEWING"])]
     note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     version: int | None = None
 

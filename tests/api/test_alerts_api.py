@@ -179,3 +179,94 @@ def test_openapi_schema_lists_the_endpoints(client: TestClient, services: Servic
         "/api/alerts/{alert_id}",
     ):
         assert path in paths or path + "/" in paths
+
+
+def test_misspelt_parameter_is_refused_not_ignored(client: TestClient, seeded: Services):
+    listed = client.get("/api/alerts/?serverity=HIGH")
+    stats = client.get("/api/alerts/statistics/?serverity=HIGH")
+    harmless = client.get("/api/alerts/?format=json&_=17")
+
+    for response in (listed, stats):
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["parameter"] == "serverity"
+    assert harmless.status_code == 200
+
+
+def test_created_alert_times_must_make_sense(client: TestClient, services: Services) -> None:
+    base = {
+        "company_name": "Initech",
+        "violation_type": "fraud",
+        "severity": "LOW",
+        "detected_at": "2026-01-02T00:00:00Z",
+    }
+    response = client.post(
+        "/api/alerts/",
+        json=[
+            {**base, "alert_id": "t-1", "resolved_at": "2026-01-01T00:00:00Z"},
+            {**base, "alert_id": "t-2", "detected_at": "2999-01-01"},
+        ],
+    )
+
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["[0].resolved_at", "[1].detected_at"]
+
+
+def test_created_closed_alert_gets_a_resolution_time_and_numeric_amount_is_exact(
+    client: TestClient, services: Services
+) -> None:
+    body = {
+        "alert_id": "c-1",
+        "company_name": "Initech",
+        "violation_type": "fraud",
+        "severity": "LOW",
+        "detected_at": "2026-01-02",
+        "status": "resolved",
+        "amount": 12.5,
+    }
+
+    created = client.post("/api/alerts/", json=body).json()[0]
+
+    assert created["status"] == "RESOLVED" and created["resolved_at"] is not None
+    assert created["amount"] == "12.50"
+
+
+def test_amount_with_three_decimals_is_refused_with_a_readable_rule(
+    client: TestClient, services: Services
+) -> None:
+    body = {
+        "alert_id": "a-1",
+        "company_name": "Initech",
+        "violation_type": "fraud",
+        "severity": "LOW",
+        "detected_at": "2026-01-02",
+        "amount": "1.005",
+    }
+
+    error = client.post("/api/alerts/", json=body).json()["errors"][0]
+
+    assert error["field"] == "amount" and "2 decimals" in error["message"]
+
+
+def test_status_change_takes_any_case_and_lists_statuses_when_unknown(
+    client: TestClient, seeded: Services
+) -> None:
+    target = client.get("/api/alerts/?status=PENDING&page_size=1").json()["results"][0]
+    path = f"/api/alerts/{target['alert_id']}/"
+
+    moved = client.patch(path, json={"status": "reviewing"})
+    unknown = client.patch(path, json={"status": "closed"})
+
+    assert moved.status_code == 200 and moved.json()["status"] == "REVIEWING"
+    assert unknown.status_code == 400 and "RESOLVED" in unknown.json()["allowed"]
+
+
+def test_not_found_and_malformed_body_name_what_is_at_fault(
+    client: TestClient, services: Services
+) -> None:
+    missing = client.get("/api/alerts/no-such/")
+    malformed = client.post(
+        "/api/alerts/", content=b"{not json", headers={"content-type": "application/json"}
+    )
+
+    assert missing.json()["errors"][0]["parameter"] == "alert_id"
+    assert malformed.status_code == 400 and malformed.json()["errors"][0]["field"] == "body"
