@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from msd.settings import Settings
+from msd.settings import Settings, SettingsError, mask_url
 from olap.replicator import Replicator, Watermark
 from olap.store import ClickHouseStore, open_store
 from workflow.db import Database, open_pool
@@ -53,8 +53,26 @@ class Services:
         self.db.close()
 
 
+def check_redis(url: str | None) -> None:
+    """Refuse to start against a Redis that does not answer (later outages only degrade)."""
+    if url is None:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as error:
+        raise SettingsError(
+            f"cannot reach Redis at MSD_REDIS_URL={mask_url(url)}: {error}"
+        ) from None
+    finally:
+        client.close()
+
+
 def open_services(settings: Settings, *, pool_size: int = 10) -> Services:
     """Connect to both stores (starting the embedded ones as needed) and migrate them."""
+    check_redis(settings.redis_url)
     db = open_pool(settings, max_size=pool_size)
     try:
         store = open_store(settings)

@@ -256,6 +256,8 @@ class ServerStore(ClickHouseStore):
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import OperationalError
 
+        # The client logs each failed connection attempt before raising; the error says it all.
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
         parts = urlsplit(url)
         self.database = database
         secure = parts.scheme == "https"

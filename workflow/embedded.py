@@ -59,6 +59,7 @@ def stop_embedded_postgres(data_dir: Path) -> bool:
     if not (pgdata / "postmaster.pid").exists():
         return False
     _prepare_runtime_dir(data_dir)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     from embedded_postgres._commands import pg_ctl
 

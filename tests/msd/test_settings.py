@@ -80,3 +80,19 @@ def test_unreachable_server_stops_the_command_with_one_line(tmp_path: Path) -> N
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "MSD_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_redis_stops_the_command_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "MSD_REDIS_URL": "redis://127.0.0.1:1/0", "MSD_DATA_DIR": str(tmp_path)}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "msd.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "MSD_REDIS_URL" in result.stderr
