@@ -1,0 +1,109 @@
+"""Batch tasks recorded in PostgreSQL: idempotent creation, resumable runs, retries, failure."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+from jobs import task_state
+from jobs.batch import ACTIONS, apply_chunk
+from jobs.runner import RetryPolicy, run_task
+from jobs.task_state import BatchRequest, IdempotencyConflict
+from tests.jobs.conftest import seed, update_events
+from workflow.db import Database
+
+FAST = RetryPolicy(attempts=3, first_delay=0.05, lock_timeout_ms=100)
+
+
+def test_same_idempotency_key_and_request_give_the_same_task(db: Database) -> None:
+    request = BatchRequest(seed(db, 3))
+
+    first, created = task_state.create_task(db, request, chunk_size=10, idempotency_key="k1")
+    again, created_again = task_state.create_task(db, request, chunk_size=10, idempotency_key="k1")
+
+    assert (created, created_again) == (True, False)
+    assert again.task_id == first.task_id
+
+
+def test_a_key_reused_for_another_request_is_refused(db: Database) -> None:
+    ids = seed(db, 3)
+    task_state.create_task(db, BatchRequest(ids), chunk_size=10, idempotency_key="k1")
+
+    with pytest.raises(IdempotencyConflict, match="different request"):
+        task_state.create_task(db, BatchRequest(ids[:1]), chunk_size=10, idempotency_key="k1")
+
+
+def test_a_rerun_skips_chunks_already_committed_and_changes_nothing_twice(db: Database):
+    ids = seed(db, 25)
+    task, _ = task_state.create_task(db, BatchRequest(ids, note="n"), chunk_size=10)
+    # A run that died after its first chunk committed: changes and progress, nothing more.
+    with db.transaction(actor="api", source="batch") as conn:
+        claim = task_state.claim_chunk(conn, task.task_id, 0)
+        assert claim is not None
+        result = apply_chunk(conn, ids[:10], ACTIONS["review"])
+        task_state.record_chunk(conn, task.task_id, claim, 0, 10, result)
+
+    assert run_task(db, task.task_id, FAST) == "done"
+
+    done = task_state.get_task(db, task.task_id)
+    assert done is not None and (done.chunks_done, done.processed) == (3, 25)
+    assert done.counts["changed"] == 25
+    assert update_events(db, "b-") == {alert_id: 1 for alert_id in ids}
+
+
+def test_running_a_finished_task_again_changes_nothing(db: Database) -> None:
+    ids = seed(db, 5)
+    task, _ = task_state.create_task(db, BatchRequest(ids), chunk_size=2)
+    run_task(db, task.task_id, FAST)
+
+    assert run_task(db, task.task_id, FAST) == "done"
+
+    again = task_state.get_task(db, task.task_id)
+    assert again is not None and again.attempts == 1 and again.counts["changed"] == 5
+    assert update_events(db, "b-") == {alert_id: 1 for alert_id in ids}
+
+
+def _hold_row_lock(url: str, alert_id: str, seconds: float, locked: threading.Event) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT 1 FROM alerts WHERE alert_id = %s FOR UPDATE", (alert_id,))
+        locked.set()
+        time.sleep(seconds)
+
+
+def test_a_lock_timeout_is_retried_and_the_task_completes(db: Database) -> None:
+    ids = seed(db, 4)
+    task, _ = task_state.create_task(db, BatchRequest(ids), chunk_size=10)
+    locked = threading.Event()
+    holder = threading.Thread(target=_hold_row_lock, args=(db.url, ids[2], 0.2, locked))
+    holder.start()
+    locked.wait(5)
+
+    state = run_task(db, task.task_id, FAST)
+    holder.join()
+
+    done = task_state.get_task(db, task.task_id)
+    assert state == "done" and done is not None and done.attempts >= 2
+    assert done.counts["changed"] == 4
+
+
+def test_a_task_failing_every_attempt_ends_failed_with_the_reason(db: Database) -> None:
+    ids = seed(db, 4)
+    task, _ = task_state.create_task(db, BatchRequest(ids), chunk_size=10)
+    locked = threading.Event()
+    holder = threading.Thread(target=_hold_row_lock, args=(db.url, ids[0], 0.6, locked))
+    holder.start()
+    locked.wait(5)
+
+    state = run_task(
+        db, task.task_id, RetryPolicy(attempts=2, first_delay=0.05, lock_timeout_ms=50)
+    )
+    holder.join()
+
+    failed = task_state.get_task(db, task.task_id)
+    assert state == "failed" and failed is not None
+    assert (failed.state, failed.attempts, failed.counts["changed"]) == ("failed", 2, 0)
+    assert "gave up after 2 attempts" in (failed.error or "")
+    assert "lock" in (failed.error or "")
