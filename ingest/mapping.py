@@ -49,7 +49,7 @@ class RowMapper:
         self.spec = spec
         self._present = {column_key(name) for name in columns}
         self._repeats: dict[str, int] = {}
-        self._parsers: dict[tuple[str, tuple[str, ...]], Parser] = {}
+        self._parsers: dict[tuple[str, tuple[str, ...]], _Parsing] = {}
         self._log_absent(where)
         # A keyed record is first laid out as a row of just the columns the format reads.
         self._keys = sorted({column_key(name) for field in spec.fields.values()
@@ -81,25 +81,37 @@ class RowMapper:
         index = self._positions.get(column_key(name))
         return _absent if index is None else itemgetter(index)
 
-    def _parser(self, name: str, formats: list[str]) -> Parser:
+    def _tuple_getter(self, names: list[str]) -> Callable[[Row], tuple[Any, ...]]:
+        indexes = [self._positions.get(column_key(name)) for name in names]
+        if len(indexes) > 1 and None not in indexes:
+            return itemgetter(*indexes)  # type: ignore[arg-type]
+        getters = [self._getter(name) for name in names]
+        return lambda row: tuple(get(row) for get in getters)
+
+    def _parsing(self, name: str, formats: list[str]) -> _Parsing:
         key = (name, tuple(formats))
         if key not in self._parsers:
-            self._parsers[key] = _memoised(make_parser(name, key[1]))
+            self._parsers[key] = _Parsing(make_parser(name, key[1]))
         return self._parsers[key]
 
     def _field_step(self, field: FieldSpec) -> Step:
         if _is_plain_text_column(field):
             return _text_column_step(self._getter(field.column or ""), field.default)
 
-        source = self._source(field)
         translate = _value_map(field)
+        if translate is None and (field.column is not None or field.columns is not None):
+            getters = [self._getter(name) for name in field.columns or [field.column or ""]]
+            return _parsed_columns(getters, self._parsing(field.parser, field.formats),
+                                   field.default, field.prefix)
+
+        source = self._source(field)
         if translate is not None:
             source = _translated(source, translate)
         if field.field is not None:
             return _defaulted(source, field.default)
         if field.parser == "text":
             return _text_step(source, field.default, field.prefix)
-        return _parsed(source, self._parser(field.parser, field.formats), field.default,
+        return _parsed(source, self._parsing(field.parser, field.formats), field.default,
                        field.prefix)
 
     def _source(self, field: FieldSpec) -> Step:
@@ -132,12 +144,13 @@ class RowMapper:
         return fill
 
     def _hash_source(self, field: FieldSpec) -> Step:
-        getters = [self._getter(name) for name in field.hash or []]
+        parts = self._tuple_getter(field.hash or [])
         length = field.hash_length
         numbered = self._numbered if field.repeat_suffix else None
 
         def digest(row: Row, values: Values) -> str:
-            joined = "|".join([_text(get(row)) for get in getters])
+            joined = "|".join([value.strip() if value.__class__ is str else _text(value)
+                               for value in parts(row)])
             text = hashlib.sha256(joined.encode("utf-8")).hexdigest()[:length]
             return text if numbered is None else numbered(text)
 
@@ -170,15 +183,18 @@ class RowMapper:
             return lambda row, values: check(values.get(name))
 
         get = self._getter(condition.column or "")
-        parse = self._parser(condition.parser, condition.formats)
+        parsing = self._parsing(condition.parser, condition.formats)
+        parse, kept = parsing.parse, parsing.kept
         where = condition.column
 
         def test(row: Row, values: Values) -> bool:
-            raw = _present(get(row))
+            raw = get(row)
+            raw = (raw.strip() or None) if raw.__class__ is str else _present(raw)
             try:
-                # Trimmed text is its own text parse; other parsers may meet it again.
-                if raw is None or (parse is parse_text and raw.__class__ is str):
-                    return check(raw)
+                if raw is None:
+                    return check(None)
+                if raw.__class__ is str:
+                    return check(raw if kept is _itself else kept(raw))
                 return check(parse(raw))
             except RowError as error:
                 raise RowError(f"column {where!r} {error}") from None
@@ -203,18 +219,18 @@ class RowMapper:
                         ", ".join(repr(name) for name in absent))
 
 
-def _memoised(parse: Parser) -> Parser:
-    if parse is parse_text:
-        return parse
-    # Only text is kept: 1, 1.0 and True are equal keys that parse differently.
-    kept = lru_cache(maxsize=_PARSED_KEPT)(parse)
+class _Parsing:
+    """A parser, and for text the same parser remembering its last results: ``kept``."""
 
-    def parse_kept(value: Any) -> Any:
-        if value.__class__ is str:
-            return kept(value)
-        return parse(value)
+    def __init__(self, parse: Parser) -> None:
+        self.parse = parse
+        # Only text is kept: 1, 1.0 and True are equal keys that parse differently. Trimmed
+        # text parses to itself.
+        self.kept: Parser = _itself if parse is parse_text else lru_cache(_PARSED_KEPT)(parse)
 
-    return parse_kept
+
+def _itself(value: Any) -> Any:
+    return value
 
 
 def _absent(row: Row) -> None:
@@ -284,17 +300,40 @@ def _text_step(source: Step, default: str | None, prefix: str) -> Step:
     return step
 
 
-def _parsed(source: Step, parse: Parser, default: str | None, prefix: str) -> Step:
+def _parsed(source: Step, parsing: _Parsing, default: str | None, prefix: str) -> Step:
+    parse = parsing.parse
+
     def step(row: Row, values: Values) -> Any:
         value = source(row, values)
         if value is None:
             if default is None:
                 return None
             value = default
-        value = parse(value)
-        if prefix and isinstance(value, str):
-            return prefix + value
-        return value
+        return _prefixed(prefix, parse(value))
+
+    return step
+
+
+def _parsed_columns(
+    getters: list[Getter], parsing: _Parsing, default: str | None, prefix: str
+) -> Step:
+    # The first column that is not empty, parsed: the commonest field, so in one function.
+    parse, kept = parsing.parse, parsing.kept
+
+    def step(row: Row, values: Values) -> Any:
+        for get in getters:
+            value = get(row)
+            if value.__class__ is str:
+                value = value.strip()
+                if value:
+                    return _prefixed(prefix, kept(value))
+            elif value is not None:
+                value = _present(value)
+                if value is not None:
+                    return _prefixed(prefix, parse(value))
+        if default is None:
+            return None
+        return _prefixed(prefix, parse(default))
 
     return step
 
@@ -410,3 +449,9 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value.strip()
     return str(value)
+
+
+def _prefixed(prefix: str, value: Any) -> Any:
+    if prefix and isinstance(value, str):
+        return prefix + value
+    return value
