@@ -141,6 +141,15 @@ def cmd_replicate(settings: Settings, args: argparse.Namespace) -> int:
         services.close()
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Batch tasks (POST /api/alerts/batch_process/) from Redis; the work is in jobs.worker."""
+    from jobs.broker import BrokerConfig
+    from jobs.worker import run_worker
+
+    config = BrokerConfig(queue_name=args.queue, idle_timeout_ms=int(args.idle_timeout * 1000))
+    return run_worker(settings, concurrency=args.concurrency, config=config)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from msd.runtime import open_services
 
@@ -222,6 +231,15 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--rejects", default=None, help="where to write rejected rows (CSV)")
     replicate = command("replicate", cmd_replicate, "Replicate changes to ClickHouse.")
     replicate.add_argument("--once", action="store_true", help="drain what is there, then exit")
+    worker = command("worker", cmd_worker, "Run batch tasks from Redis (needs MSD_REDIS_URL).")
+    worker.add_argument("--concurrency", type=int, default=2, help="tasks run at a time")
+    worker.add_argument("--queue", default="msd-batch", help="Redis stream of the tasks")
+    worker.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=600.0,
+        help="seconds before a task a dead worker held goes to another (above the longest batch)",
+    )
     demo = command("demo", cmd_demo, "Start everything embedded on demo data and serve it.")
     demo.add_argument(
         "--from",

@@ -1,0 +1,85 @@
+"""The Taskiq broker for batch tasks, built from the settings.
+
+With ``MSD_REDIS_URL`` set, tasks go through a Redis stream (delivered again when a worker dies
+before acknowledging) to ``msd worker`` processes. Unset, an in-memory broker runs them in the
+serving process itself. Either way a task carries only its id: its request and its progress are
+in PostgreSQL, so a task delivered twice or resumed after a crash changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from taskiq import AsyncBroker, InMemoryBroker
+from taskiq_redis import RedisStreamBroker
+
+from jobs.runner import RetryPolicy, run_task
+from jobs.task_state import unfinished_task_ids
+from msd.settings import Settings
+from workflow.db import Database
+
+__all__ = ["TASK_NAME", "BrokerConfig", "build_broker", "requeue_unfinished"]
+
+logger = logging.getLogger(__name__)
+
+TASK_NAME = "msd.process_batch"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Where tasks queue (the stream's key in Redis) and how they are retried."""
+
+    queue_name: str = "msd-batch"
+    # A task not acknowledged this long after delivery goes to another worker; above the
+    # longest batch, so that a batch still running is not started twice for nothing.
+    idle_timeout_ms: int = 600_000
+    retry: RetryPolicy = RetryPolicy()
+    embedded_threads: int = 2
+
+
+def build_broker(settings: Settings, db: Database, config: BrokerConfig) -> AsyncBroker:
+    """A broker with ``process_batch`` registered, running tasks against ``db``."""
+    broker = _redis_broker(settings, config) if settings.redis_url else _memory_broker(config)
+
+    def process_batch(task_id: str) -> str:
+        return run_task(db, task_id, config.retry)
+
+    broker.register_task(process_batch, task_name=TASK_NAME)
+    return broker
+
+
+def _redis_broker(settings: Settings, config: BrokerConfig) -> AsyncBroker:
+    assert settings.redis_url is not None
+    return RedisStreamBroker(
+        settings.redis_url,
+        queue_name=config.queue_name,
+        consumer_group_name=config.queue_name,
+        # From the stream's start: tasks queued before any worker ever ran are still delivered.
+        consumer_id="0",
+        idle_timeout=config.idle_timeout_ms,
+        xread_block=1000,
+        xread_count=1,
+        maxlen=100_000,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+    )
+
+
+def _memory_broker(config: BrokerConfig) -> AsyncBroker:
+    return InMemoryBroker(sync_tasks_pool_size=config.embedded_threads, max_stored_results=10)
+
+
+async def requeue_unfinished(broker: AsyncBroker, db: Database) -> int:
+    """Queue again every task PostgreSQL has as unfinished, after a process that ran it died.
+
+    A task still queued or running elsewhere is then delivered twice, which is harmless: the
+    second run waits for the first's lock and finds it finished.
+    """
+    task_ids = unfinished_task_ids(db)
+    task = broker.find_task(TASK_NAME)
+    assert task is not None, "build_broker registers the task"
+    for task_id in task_ids:
+        await task.kiq(task_id)
+        logger.info("task %s queued again: it was unfinished", task_id)
+    return len(task_ids)
