@@ -14,6 +14,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.aggregate_routes import aggregate_handlers
 from api.alert_routes import alert_handlers
+from api.batch_routes import batch_handlers
 from api.cache import AnswerCache
 from api.errors import exception_handlers
 from api.metrics import Metrics
@@ -113,7 +114,12 @@ def create_app(services: Services, *, on_shutdown: list | None = None) -> Litest
     cache = AnswerCache(services.settings.redis_url, metrics_)
     return Litestar(
         route_handlers=[
-            *alert_handlers, *aggregate_handlers, health, metrics, index
+            *alert_handlers,
+            *aggregate_handlers,
+            *batch_handlers,
+            health,
+            metrics,
+            index,
         ],
         state=State({"services": services, "metrics": metrics_, "cache": cache}),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]

@@ -1,0 +1,141 @@
+"""``POST /api/alerts/batch_process/`` and ``GET /api/tasks/{id}/``, embedded (in-process) mode."""
+
+from __future__ import annotations
+
+from litestar.testing import TestClient
+
+from jobs.queue import BatchQueue
+from msd.runtime import Services
+from tests.jobs.conftest import seed, statuses, update_events, wait_done
+
+URL = "/api/alerts/batch_process/"
+
+
+def test_batch_answers_202_with_task_id_and_status_then_runs_in_process(
+    client: TestClient, services: Services
+) -> None:
+    ids = seed(services.db, 12)
+
+    response = client.post(URL, json={"alert_ids": ids})
+
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {"task_id", "status"} and body["status"] == "queued"
+    assert response.headers["location"] == f"/api/tasks/{body['task_id']}/"
+    done = wait_done(client, body["task_id"])
+    assert done["state"] == done["status"] == "done"
+    assert done["progress"]["processed"] == done["progress"]["total"] == 12
+    assert done["counts"]["changed"] == 12
+    assert done["timings"]["run_seconds"] is not None
+    assert set(statuses(services.db, ids).values()) == {"REVIEWING"}
+
+
+def test_task_reports_counts_duplicates_unknown_ids_and_outcomes(
+    client: TestClient, services: Services
+) -> None:
+    pending = seed(services.db, 3, "PENDING", prefix="p-")
+    closed = seed(services.db, 2, "RESOLVED", prefix="r-")
+    alert_ids = [*pending, pending[0], *closed, "ghost-1"]
+
+    task_id = client.post(URL, json={"alert_ids": alert_ids}).json()["task_id"]
+    done = wait_done(client, task_id)
+
+    assert done["counts"] == {
+        "changed": 3,
+        "unchanged": 0,
+        "not_found": 1,
+        "invalid_transition": 2,
+        "duplicates": 1,
+    }
+    assert done["outcomes"] == [
+        {"alert_id": "r-1", "outcome": "invalid_transition", "status": "RESOLVED"},
+        {"alert_id": "r-2", "outcome": "invalid_transition", "status": "RESOLVED"},
+        {"alert_id": "ghost-1", "outcome": "not_found", "status": None},
+    ]
+    assert update_events(services.db, "p-") == {alert_id: 1 for alert_id in pending}
+
+
+def test_action_and_note_reach_the_audit_trail_chunk_by_chunk(
+    client: TestClient, services: Services
+) -> None:
+    client.app.state.batch_queue = BatchQueue(services.settings, services.db, chunk_size=3)
+    ids = seed(services.db, 8)
+
+    task_id = client.post(
+        URL, json={"alert_ids": ids, "action": "dismiss", "note": "duplicate filings"}
+    ).json()["task_id"]
+    done = wait_done(client, task_id)
+
+    assert done["progress"]["chunks_total"] == done["progress"]["chunks_done"] == 3
+    history = client.get(f"/api/alerts/{ids[-1]}/history/").json()
+    assert history[-1]["actor"] == "api" and history[-1]["source"] == "batch"
+    assert history[-1]["note"] == "duplicate filings"
+    assert history[-1]["after"]["status"] == "DISMISSED"
+
+
+def test_same_idempotency_key_answers_with_the_same_task_and_runs_once(
+    client: TestClient, services: Services
+) -> None:
+    ids = seed(services.db, 4)
+    body = {"alert_ids": ids, "idempotency_key": "nightly-2026-12-04"}
+
+    first = client.post(URL, json=body).json()
+    wait_done(client, first["task_id"])
+    second = client.post(
+        URL, json={"alert_ids": ids}, headers={"Idempotency-Key": body["idempotency_key"]}
+    )
+
+    assert second.status_code == 202
+    assert second.json() == {"task_id": first["task_id"], "status": "done"}
+    assert update_events(services.db, "b-") == {alert_id: 1 for alert_id in ids}
+
+
+def test_a_reused_idempotency_key_with_other_ids_is_a_conflict(
+    client: TestClient, services: Services
+) -> None:
+    ids = seed(services.db, 2)
+    client.post(URL, json={"alert_ids": ids, "idempotency_key": "k"})
+
+    response = client.post(URL, json={"alert_ids": ids[:1], "idempotency_key": "k"})
+
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["field"] == "idempotency_key"
+
+
+MALFORMED = [
+    ({"alert_ids": []}, "alert_ids", "empty"),
+    ({}, "alert_ids", "missing"),
+    ({"alert_ids": "b-1"}, "alert_ids", "must be a list"),
+    ({"alert_ids": ["b-1", 7]}, "alert_ids[1]", "not a string"),
+    ({"alert_ids": ["b-1", "  "]}, "alert_ids[1]", "1 to 128"),
+    ({"alert_ids": ["b-1"], "action": "explode"}, "action", "not one of"),
+    ({"alert_ids": ["b-1"], "action": "assign"}, "assignee", "needs an assignee"),
+    ({"alert_ids": ["b-1"], "alert_id": "b-2"}, "alert_id", "unknown field"),
+    (["b-1"], "body", "must be an object"),
+]
+
+
+def test_malformed_batches_are_refused_with_400_naming_the_field(client: TestClient) -> None:
+    # One client for all cases: each costs a fresh ClickHouse database otherwise.
+    for body, field, words in MALFORMED:
+        response = client.post(URL, json=body)
+
+        assert response.status_code == 400, body
+        assert response.headers["content-type"].startswith("application/problem+json")
+        problem = response.json()
+        assert problem["errors"][0]["field"] == field and words in problem["detail"], body
+
+
+def test_more_than_100000_ids_is_413_naming_the_limit(client: TestClient) -> None:
+    response = client.post(URL, json={"alert_ids": [f"a{n}" for n in range(100_001)]})
+
+    assert response.status_code == 413
+    assert "100,000" in response.json()["detail"]
+    assert response.json()["errors"][0]["field"] == "alert_ids"
+
+
+def test_an_unknown_task_is_404(client: TestClient) -> None:
+    response = client.get("/api/tasks/no-such-task/")
+
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["parameter"] == "task_id"
