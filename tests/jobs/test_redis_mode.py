@@ -1,0 +1,135 @@
+"""Server mode: batch tasks through a Redis stream to real ``msd worker`` processes.
+
+Each test uses a stream of its own on the local Redis (127.0.0.1:6379) and deletes it after.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import quote
+
+import pytest
+import redis
+from litestar.testing import TestClient
+from psycopg.conninfo import conninfo_to_dict
+
+from jobs.broker import BrokerConfig
+from jobs.queue import BatchQueue
+from msd.runtime import Services
+from msd.settings import load_settings
+from tests.jobs.conftest import seed, update_events, wait_done
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+REPO = Path(__file__).resolve().parents[2]
+URL = "/api/alerts/batch_process/"
+
+
+@pytest.fixture
+def stream() -> Iterator[str]:
+    name = f"msd-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    connection = redis.Redis.from_url(REDIS_URL)
+    connection.delete(name, f"autoclaim:{name}:{name}")
+    connection.close()
+
+
+def _url_for_subprocess(pg_server_url: str, pg_url: str) -> str:
+    """The test's schema as a postgresql:// URL, the form MSD_DATABASE_URL takes."""
+    options = conninfo_to_dict(pg_url)["options"]
+    joiner = "&" if "?" in pg_server_url else "?"
+    return f"{pg_server_url}{joiner}options={quote(str(options))}"
+
+
+@pytest.fixture
+def start_worker(
+    pg_server_url: str, pg_url: str, stream: str, tmp_path: Path
+) -> Iterator[Callable[[], subprocess.Popen]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
+    env |= {
+        "MSD_DATABASE_URL": _url_for_subprocess(pg_server_url, pg_url),
+        "MSD_REDIS_URL": REDIS_URL,
+        "MSD_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO),
+    }
+    started: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        log = open(tmp_path / f"worker-{len(started)}.log", "w")
+        command = [sys.executable, "-m", "msd.cli", "worker", "--queue", stream]
+        process = subprocess.Popen(
+            command + ["--concurrency", "1"], env=env, stdout=log, stderr=log
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def _redis_queue(services: Services, stream: str, chunk_size: int) -> BatchQueue:
+    settings = load_settings({"redis_url": REDIS_URL}, environ={})
+    return BatchQueue(settings, services.db, BrokerConfig(queue_name=stream), chunk_size=chunk_size)
+
+
+def _wait_progress(client: TestClient, task_id: str, at_least: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/tasks/{task_id}/").json()
+        if body["progress"]["processed"] >= at_least:
+            return body
+        time.sleep(0.02)
+    raise AssertionError(f"task {task_id} made no progress in 30s: {body}")
+
+
+def test_batch_survives_a_worker_killed_mid_run_and_changes_each_alert_once(
+    client: TestClient, services: Services, stream: str, start_worker: Callable
+) -> None:
+    client.app.state.batch_queue = _redis_queue(services, stream, chunk_size=50)
+    ids = seed(services.db, 6_000)
+    first = start_worker()
+
+    task_id = client.post(URL, json={"alert_ids": ids}).json()["task_id"]
+    _wait_progress(client, task_id, at_least=300)
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    stopped = client.get(f"/api/tasks/{task_id}/").json()
+    start_worker()
+    done = wait_done(client, task_id, timeout=60)
+
+    assert stopped["state"] == "running" and stopped["progress"]["processed"] < 6_000
+    assert done["state"] == "done" and done["attempts"] == 2
+    assert done["counts"]["changed"] == 6_000
+    changes = update_events(services.db, "b-")
+    assert len(changes) == 6_000 and set(changes.values()) == {1}
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_batch_is_refused_with_503_and_not_recorded_when_redis_is_down(
+    client: TestClient, services: Services
+) -> None:
+    settings = load_settings({"redis_url": f"redis://127.0.0.1:{_closed_port()}/0"}, environ={})
+    client.app.state.batch_queue = BatchQueue(settings, services.db)
+    ids = seed(services.db, 3)
+
+    response = client.post(URL, json={"alert_ids": ids, "idempotency_key": "retry-me"})
+
+    assert response.status_code == 503
+    assert "Redis" in response.json()["detail"] and response.headers["retry-after"]
+    with services.db.reading() as conn:
+        assert conn.execute("SELECT count(*) FROM batch_tasks").fetchone() == (0,)
