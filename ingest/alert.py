@@ -40,6 +40,11 @@ class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     assignee: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
     def __post_init__(self) -> None:
+        if self.resolved_at is not None and self.resolved_at < self.detected_at:
+            raise ValueError(
+                f"resolved_at {self.resolved_at.isoformat()} is before detected_at "
+                f"{self.detected_at.isoformat()} - at `$.resolved_at_order`"
+            )
         if self.amount is None:
             return
 
@@ -81,7 +86,7 @@ def _reason(message: str, values: dict[str, Any]) -> str:
         return f"{missing.group(1)} is missing" if missing else message
 
     name = match.group(1)
-    if name == "amount":
+    if name in ("amount", "resolved_at_order"):
         return message[: match.start()]
     return f"{name} {_shown(values.get(name))} {_plain(message[: match.start()], name)}"
 

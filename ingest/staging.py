@@ -60,7 +60,12 @@ RETURNING s.alert_id, s.line
 
 # The value each column takes on update, written for the new row's alias "{new}" (excluded in
 # ON CONFLICT, s in the pre-filter) and the stored row's "a".
-_CLOSES = "({new}.status IN ('RESOLVED', 'DISMISSED') AND a.status IN ('PENDING', 'REVIEWING'))"
+# A file closes an open alert only when the file itself newly says closed: an unchanged file
+# re-loaded after a supervisor reopened the alert leaves it open.
+_CLOSES = (
+    "({new}.status IN ('RESOLVED', 'DISMISSED') AND a.status IN ('PENDING', 'REVIEWING')"
+    " AND {new}.status IS DISTINCT FROM a.source_status)"
+)
 _NEW_VALUES = {
     "company_name": "{new}.company_name",
     "violation_type": "{new}.violation_type",
@@ -74,6 +79,7 @@ _NEW_VALUES = {
                    " THEN {new}.resolved_at ELSE a.resolved_at END",
     # A file that names no assignee leaves the supervisors' assignment alone.
     "assignee": "coalesce({new}.assignee, a.assignee)",
+    "source_status": "{new}.status",
 }
 _STORED = ", ".join(f"a.{name}" for name in _NEW_VALUES)
 
@@ -91,8 +97,8 @@ _SET = ", ".join(f"{name} = {value.format(new='excluded')}" for name, value in _
 # rows that a concurrent writer changes in between.
 _UPSERT = f"""
 WITH upserted AS (
-    INSERT INTO alerts AS a ({", ".join(_ALERT_COLUMNS)})
-    SELECT {", ".join(f"s.{name}" for name in _ALERT_COLUMNS)}
+    INSERT INTO alerts AS a ({", ".join(_ALERT_COLUMNS)}, source_status)
+    SELECT {", ".join(f"s.{name}" for name in _ALERT_COLUMNS)}, s.status
     FROM {TABLE} AS s LEFT JOIN alerts AS a ON a.alert_id = s.alert_id
     WHERE s.seq > %(after)s AND s.seq <= %(upto)s
       AND (a.id IS NULL OR ({_STORED}) IS DISTINCT FROM ({_new_values("s")}))

@@ -108,7 +108,40 @@ def test_file_status_replaces_stored_status_only_when_it_closes_an_open_alert(
     assert stored["s-dismissed"]["status"] == "DISMISSED"
     assert (stored["s-open"]["status"], stored["s-open"]["amount"]) == ("PENDING", Decimal(2))
     assert stored["s-closed"]["status"] == "RESOLVED"
-    assert (report.updated, report.unchanged) == (2, 2)
+    # Every row's source said something new (a status or an amount), so each is an update.
+    assert (report.updated, report.unchanged) == (4, 0)
+
+
+def test_reloading_an_unchanged_file_keeps_an_alert_a_supervisor_reopened(
+    db: Database, write_file, alerts, tmp_path: Path
+) -> None:
+    path = write_file("closed.csv", [HEADER, "re-1,Acme,Fees,LOW,RESOLVED,,NY,2024-01-01"])
+    ingest_files(db, [path], rejects_path=tmp_path / "r.csv")
+    with db.transaction(actor="supervisor", source="api") as conn:
+        conn.execute("UPDATE alerts SET status = 'REVIEWING' WHERE alert_id = 're-1'")
+    events = len(_events(db))
+
+    again = ingest_files(db, [path], rejects_path=tmp_path / "r.csv")
+
+    assert alerts()["re-1"]["status"] == "REVIEWING"
+    assert (again.updated, again.unchanged) == (0, 1)
+    assert len(_events(db)) == events
+
+
+def test_resolution_before_detection_is_rejected_and_the_rest_lands(
+    db: Database, write_file, alerts, tmp_path: Path
+) -> None:
+    header = HEADER + ",resolved_at"
+    path = write_file("times.csv", [
+        header,
+        "t-bad,Acme,Fees,LOW,RESOLVED,,NY,2024-01-05,2024-01-01",
+        "t-good,Acme,Fees,LOW,RESOLVED,,NY,2024-01-05,2024-01-06",
+    ])
+
+    report = ingest_files(db, [path], rejects_path=tmp_path / "r.csv")
+
+    assert set(alerts()) == {"t-good"} and report.rejected == 1
+    assert "before detected_at" in (tmp_path / "r.csv").read_text()
 
 
 def test_file_resolution_time_is_kept_when_the_file_closes_the_alert(

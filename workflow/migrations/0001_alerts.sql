@@ -27,7 +27,11 @@ CREATE TABLE alerts (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     resolved_at     timestamptz,
     assignee        text CHECK (length(assignee) <= 200),
-    version         integer NOT NULL DEFAULT 1
+    -- The status the source file last gave, so that re-loading an unchanged file never
+    -- overrides what supervisors decided since (NULL for alerts not loaded from a file).
+    source_status   text,
+    version         integer NOT NULL DEFAULT 1,
+    CHECK (resolved_at IS NULL OR resolved_at >= detected_at)
 );
 
 -- The list endpoint filters by any of these and shows newest first; (detected_at, id) is the
@@ -85,10 +89,12 @@ CREATE FUNCTION msd_alerts_before_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF (NEW.alert_id, NEW.company_name, NEW.violation_type, NEW.severity, NEW.status,
-        NEW.amount, NEW.region, NEW.detected_at, NEW.resolved_at, NEW.assignee)
+        NEW.amount, NEW.region, NEW.detected_at, NEW.resolved_at, NEW.assignee,
+        NEW.source_status)
        IS NOT DISTINCT FROM
        (OLD.alert_id, OLD.company_name, OLD.violation_type, OLD.severity, OLD.status,
-        OLD.amount, OLD.region, OLD.detected_at, OLD.resolved_at, OLD.assignee)
+        OLD.amount, OLD.region, OLD.detected_at, OLD.resolved_at, OLD.assignee,
+        OLD.source_status)
     THEN
         RETURN NULL;
     END IF;
