@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from typing import Any, Callable
 

@@ -41,6 +41,9 @@ _STAGED_TYPES = (
     "timestamptz", "text",
 )
 
+# For the statements that sort or group a chunk or a whole file, within one transaction.
+_WORK_MEM = "64MB"
+
 _CREATE = f"""
 CREATE TEMP TABLE {TABLE} (
     seq bigint NOT NULL, line bigint NOT NULL, alert_id text NOT NULL,
@@ -175,6 +178,8 @@ class Staging:
     def remove_superseded(self) -> list[tuple[str, int]]:
         """Delete rows that a later row with the same alert_id replaces; their (id, line)."""
         with self._transaction():
+            # Grouping a file's ids overflows the default 4 MB from about 50,000 rows on.
+            self.conn.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
             removed = self.conn.execute(_REMOVE_SUPERSEDED).fetchall()
         self.staged -= len(removed)
         return sorted(removed, key=lambda item: item[1])
@@ -191,7 +196,7 @@ class Staging:
             with self._transaction():
                 # The chunk is sorted by alert_id (a lock order that keeps two concurrent loads
                 # from deadlocking); the default 4 MB would sort a 50,000-row chunk on disk.
-                self.conn.execute("SET LOCAL work_mem = '64MB'")
+                self.conn.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
                 row = self.conn.execute(_UPSERT, {"after": after, "upto": after + self.chunk})
                 added, changed = row.fetchone() or (0, 0)
             inserted, updated = inserted + added, updated + changed
