@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -164,11 +165,19 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty(),
         )
         print(report.summary())
-    elif _alert_count(services) == 0:
+    elif (stored := _alert_count(services)) == 0:
         from ingest.generate import load_generated
 
         print(f"loading {args.alerts:,} generated demo alerts (seed {args.seed})...", flush=True)
-        print(load_generated(services.db, args.alerts, seed=args.seed).summary())
+        # Up to this moment, so that today has alerts too and the 30-day default window shows
+        # a full month.
+        now = datetime.now(timezone.utc)
+        print(load_generated(services.db, args.alerts, seed=args.seed, now=now).summary())
+    else:
+        print(
+            f"the data folder {settings.data_dir} already holds {stored:,} alerts: loading "
+            "no demo data (use a new --data-dir for a fresh demo, or --from FILE to add files)"
+        )
     moved = services.replicator.drain()
     print(f"replicated {moved:,} change events to ClickHouse")
     services.start_replication()
