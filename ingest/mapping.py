@@ -326,16 +326,16 @@ def _parsed_columns(
             if value.__class__ is str:
                 value = value.strip()
                 if value:
-                    return _prefixed(prefix, kept(value))
+                    return kept(value)
             elif value is not None:
                 value = _present(value)
                 if value is not None:
-                    return _prefixed(prefix, parse(value))
-        if default is None:
-            return None
-        return _prefixed(prefix, parse(default))
+                    return parse(value)
+        return None if default is None else parse(default)
 
-    return step
+    if not prefix:
+        return step
+    return lambda row, values: _prefixed(prefix, step(row, values))
 
 
 def _rules_source(rules: list[tuple[str, Step]]) -> Step:
