@@ -91,6 +91,8 @@ async def batch_process(
 @get("/api/tasks/{task_id:str}/", summary="A batch task's state, progress and outcomes")
 async def get_batch_task(state: State, task_id: FromPath[str]) -> TaskOut:
     services: Services = state.services
+    # A task read after a restart of this (embedded) process may be one it must take over.
+    await _queue(state).take_over()
     task = await asyncio.to_thread(get_task, services.db, task_id)
     if task is None:
         raise ApiError(404, f"no task with task_id {task_id!r}", parameter="task_id")

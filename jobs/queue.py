@@ -60,6 +60,11 @@ class BatchQueue:
             await self._enqueue(broker, task)
         return task
 
+    async def take_over(self) -> None:
+        """In embedded mode, start running tasks a previous serving process left unfinished."""
+        if not self.settings.redis_url:
+            await self._started()
+
     async def _enqueue(self, broker: AsyncBroker, task: BatchTask) -> None:
         from jobs.broker import TASK_NAME
 

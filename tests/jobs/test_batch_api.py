@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from litestar.testing import TestClient
 
+from jobs import task_state
+from jobs.batch import ACTIONS, apply_chunk
 from jobs.queue import BatchQueue
+from jobs.task_state import BatchRequest
 from msd.runtime import Services
 from tests.jobs.conftest import seed, statuses, update_events, wait_done
 
@@ -139,3 +142,24 @@ def test_an_unknown_task_is_404(client: TestClient) -> None:
 
     assert response.status_code == 404
     assert response.json()["errors"][0]["parameter"] == "task_id"
+
+
+def test_a_task_left_unfinished_by_a_dead_process_is_taken_over_and_finished(
+    client: TestClient, services: Services
+) -> None:
+    ids = seed(services.db, 9)
+    task, _ = task_state.create_task(services.db, BatchRequest(ids), chunk_size=3)
+    # What a serving process that died after its first chunk leaves behind.
+    with services.db.transaction(actor="api", source="batch") as conn:
+        claim = task_state.claim_chunk(conn, task.task_id, 0)
+        assert claim is not None
+        task_state.record_chunk(
+            conn, task.task_id, claim, 0, 3, apply_chunk(conn, ids[:3], ACTIONS["review"])
+        )
+    task_state.begin_attempt(services.db, task.task_id)
+
+    done = wait_done(client, task.task_id)
+
+    assert done["state"] == "done" and done["attempts"] == 2
+    assert done["counts"]["changed"] == 9
+    assert update_events(services.db, "b-") == {alert_id: 1 for alert_id in ids}
