@@ -14,7 +14,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.aggregate_routes import aggregate_handlers
 from api.alert_routes import alert_handlers
-from api.batch_routes import batch_handlers
+from api.batch_routes import batch_handlers, close_batch_queue, take_over_unfinished_tasks
 from api.cache import AnswerCache
 from api.errors import exception_handlers
 from api.metrics import Metrics
@@ -108,8 +108,14 @@ def _request_log(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def create_app(services: Services, *, on_shutdown: list | None = None) -> Litestar:
-    """The API over ``services``; the caller owns them (and closes them in ``on_shutdown``)."""
+def create_app(
+    services: Services, *, on_shutdown: list | None = None, take_over_tasks: bool = False
+) -> Litestar:
+    """The API over ``services``; the caller owns them (and closes them in ``on_shutdown``).
+
+    ``take_over_tasks``: at start, run the batch tasks a previous embedded process left
+    unfinished (``msd serve`` sets it; tests start apps that must not pick up others' tasks).
+    """
     metrics_ = Metrics()
     cache = AnswerCache(services.settings.redis_url, metrics_)
     return Litestar(
@@ -125,7 +131,8 @@ def create_app(services: Services, *, on_shutdown: list | None = None) -> Litest
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[_request_log],
         request_max_body_size=MAX_BODY_BYTES,
-        on_shutdown=[cache.close, *(on_shutdown or [])],
+        on_startup=[take_over_unfinished_tasks] if take_over_tasks else [],
+        on_shutdown=[close_batch_queue, cache.close, *(on_shutdown or [])],
         openapi_config=OpenAPIConfig(
             title="Market supervision alerts",
             version="0.1.0",

@@ -56,6 +56,17 @@ class TaskOut(msgspec.Struct):
     timings: dict[str, Any]
 
 
+async def take_over_unfinished_tasks(app: Any) -> None:
+    """At start of an embedded serving process: finish batches a previous one left running."""
+    await _queue(app.state).take_over()
+
+
+async def close_batch_queue(app: Any) -> None:
+    queue = app.state.get("batch_queue")
+    if queue is not None:
+        await queue.close()
+
+
 def _queue(state: State) -> BatchQueue:
     """The app's batch queue, made on first use (tests may place their own in the state)."""
     queue = state.get("batch_queue")

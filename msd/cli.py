@@ -65,7 +65,7 @@ def _serve(services) -> int:
     from api.app import create_app
 
     settings = services.settings
-    app = create_app(services, on_shutdown=[services.close])
+    app = create_app(services, on_shutdown=[services.close], take_over_tasks=True)
     print(
         f"serving on http://{settings.host}:{settings.port}/  (API under /api/alerts/, "
         f"OpenAPI at /schema/openapi.json); Ctrl-C stops",
