@@ -50,7 +50,8 @@ class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
         if self.amount < 0:
             raise ValueError(f"amount {self.amount} is negative - at `$.amount`")
-        if self.amount.quantize(CENT, ROUND_HALF_UP) >= AMOUNT_LIMIT:
+        # Compared before rounding too: quantize() itself fails on numbers of 28 digits or more.
+        if self.amount >= AMOUNT_LIMIT or self.amount.quantize(CENT, ROUND_HALF_UP) >= AMOUNT_LIMIT:
             raise ValueError(
                 f"amount {self.amount} has more than 13 digits before the point - at `$.amount`"
             )

@@ -33,13 +33,14 @@ def test_each_kind_of_bad_row_is_rejected_with_its_line_and_reason(
         "huge,Acme Bank,Fees,LOW,,12345678901234,NY,2024-01-05",
         "bad-status,Acme Bank,Fees,LOW,OPEN,,NY,2024-01-05",
         "short,Acme Bank,Fees",
+        "giant,Acme Bank,Fees,LOW,,1" + "0" * 30 + ",NY,2024-01-05",
         "ok-2,Acme Bank,Fees,high,,9999999999999.99,,2024-01-05T10:00:00+02:00",
     ])
     rejects = tmp_path / "out" / "rejects.csv"
 
     report = ingest_files(db, [path], rejects_path=rejects)
 
-    assert (report.read, report.inserted, report.rejected) == (14, 2, 12)
+    assert (report.read, report.inserted, report.rejected) == (15, 2, 13)
     assert set(alerts()) == {"ok-1", "ok-2"}
     reasons = dict(rejects_of(rejects))
     assert reasons[3] == "alert_id is missing"
@@ -54,6 +55,7 @@ def test_each_kind_of_bad_row_is_rejected_with_its_line_and_reason(
     assert reasons[12] == "amount 12345678901234 has more than 13 digits before the point"
     assert reasons[13].startswith("status 'OPEN' is not one of")
     assert reasons[14] == "the line has 3 fields, the header has 8"
+    assert reasons[15] == "amount 1" + "0" * 30 + " has more than 13 digits before the point"
 
 
 def test_rejects_file_names_the_input_file_and_keeps_the_record(
