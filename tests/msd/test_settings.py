@@ -61,14 +61,9 @@ def test_flag_overrides_environment() -> None:
     assert settings.port == 9001
 
 
-def test_unreachable_server_stops_the_command_with_one_line(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "MSD_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
-        "MSD_DATA_DIR": str(tmp_path),
-    }
-
-    result = subprocess.run(
+def _migrate_with(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MSD_DATA_DIR": str(tmp_path), **variables}
+    return subprocess.run(
         [sys.executable, "-m", "msd.cli", "migrate"],
         env=env,
         capture_output=True,
@@ -76,23 +71,20 @@ def test_unreachable_server_stops_the_command_with_one_line(tmp_path: Path) -> N
         timeout=60,
         cwd=REPO,
     )
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("MSD_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none"),
+        ("MSD_REDIS_URL", "redis://127.0.0.1:1/0"),
+    ],
+)
+def test_unreachable_server_stops_the_command_with_one_line(
+    tmp_path: Path, variable: str, url: str
+) -> None:
+    result = _migrate_with(tmp_path, **{variable: url})
 
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
-    assert "MSD_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_unreachable_redis_stops_the_command_with_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "MSD_REDIS_URL": "redis://127.0.0.1:1/0", "MSD_DATA_DIR": str(tmp_path)}
-
-    result = subprocess.run(
-        [sys.executable, "-m", "msd.cli", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "MSD_REDIS_URL" in result.stderr
+    assert variable in result.stderr and "Traceback" not in result.stderr
