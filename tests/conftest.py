@@ -2,7 +2,9 @@
 
 PostgreSQL is the server named by ``MSD_TEST_DATABASE_URL`` when it is set (CI sets it), else an
 embedded PostgreSQL started once for the run. ClickHouse is the embedded engine, one data folder
-for the whole run (chdb allows one per process), one database per test.
+for the whole run (chdb allows one per process), one database per test. A test folder that
+overrides ``store_kind`` to "server" gets a ServerStore instead, talking HTTP to a stand-in
+server over that same engine (tests/clickhouse_http.py).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from olap.store import ClickHouseStore, EmbeddedStore
+from olap.store import ClickHouseStore, EmbeddedStore, ServerStore
+from tests.clickhouse_http import ClickHouseHTTPStandIn, serve_clickhouse_http
 from workflow.db import Database, apply_migrations
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,11 +73,48 @@ def clickhouse_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
     anchor.close()
 
 
+@pytest.fixture(scope="session")
+def clickhouse_http(clickhouse_folder: Path) -> Iterator[ClickHouseHTTPStandIn]:
+    """A ClickHouse HTTP endpoint on loopback, executing in the run's embedded engine."""
+    server = serve_clickhouse_http()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def store(clickhouse_folder: Path) -> Iterator[ClickHouseStore]:
-    """A fresh ClickHouse database in the embedded engine, schema applied."""
-    chstore = EmbeddedStore(clickhouse_folder, f"msd_test_{uuid.uuid4().hex[:12]}")
-    chstore.migrate()
-    yield chstore
-    chstore.drop_database()
-    chstore.close()
+def store_kind() -> str:
+    """Which store ``store`` is: "embedded" here; test folders that run both override it."""
+    return "embedded"
+
+
+StoreFactory = Callable[[str], ClickHouseStore]
+
+
+@pytest.fixture
+def store_factory(
+    request: pytest.FixtureRequest, clickhouse_folder: Path, store_kind: str
+) -> Iterator[StoreFactory]:
+    """Makes fresh, migrated ClickHouse databases of the test's store kind; drops them after."""
+    made: list[ClickHouseStore] = []
+
+    def make(prefix: str) -> ClickHouseStore:
+        database = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        if store_kind == "server":
+            server: ClickHouseHTTPStandIn = request.getfixturevalue("clickhouse_http")
+            chstore: ClickHouseStore = ServerStore(server.url, database)
+        else:
+            chstore = EmbeddedStore(clickhouse_folder, database)
+        chstore.migrate()
+        made.append(chstore)
+        return chstore
+
+    yield make
+    for chstore in made:
+        chstore.drop_database()
+        chstore.close()
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory) -> ClickHouseStore:
+    """A fresh ClickHouse database of the test's store kind, schema applied."""
+    return store_factory("msd_test")

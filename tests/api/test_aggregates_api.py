@@ -20,6 +20,12 @@ def _last_days(days: int, tz: str):
     return today - timedelta(days=days - 1), today
 
 
+@pytest.fixture(params=["embedded", "server"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every aggregate is checked through both stores: embedded chdb and a server over HTTP."""
+    return request.param
+
+
 @pytest.fixture
 def replicated(services: Services) -> Services:
     seed_alerts(services.db, 400)

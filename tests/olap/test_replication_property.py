@@ -3,9 +3,7 @@ aggregate equal to the same aggregate computed with GROUP BY over PostgreSQL."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from olap.replicator import Replicator
-from olap.store import ClickHouseStore, EmbeddedStore
+from olap.store import ClickHouseStore
+from tests.conftest import StoreFactory
 from tests.olap.truth import clickhouse_aggregates, postgres_aggregates
 from workflow.db import Database
 
@@ -108,22 +107,6 @@ def replicate(db: Database, store: ClickHouseStore, crash_at: str | None, batch:
         replicator.release()  # a dead process's connection, and its lock, go with it
 
 
-@pytest.fixture
-def fresh_store_factory(clickhouse_folder: Path):
-    made: list[EmbeddedStore] = []
-
-    def make() -> EmbeddedStore:
-        store = EmbeddedStore(clickhouse_folder, f"msd_prop_{uuid.uuid4().hex[:10]}")
-        store.migrate()
-        made.append(store)
-        return store
-
-    yield make
-    for store in made:
-        store.drop_database()
-        store.close()
-
-
 @settings(
     max_examples=30,
     deadline=None,
@@ -131,11 +114,11 @@ def fresh_store_factory(clickhouse_folder: Path):
 )
 @given(operations=st.lists(OPERATIONS, min_size=1, max_size=40))
 def test_aggregates_equal_postgres_after_random_changes_and_crashes(
-    db: Database, fresh_store_factory, operations: list[tuple[Any, ...]]
+    db: Database, store_factory: StoreFactory, operations: list[tuple[Any, ...]]
 ) -> None:
     with db.transaction() as conn:
         conn.execute("TRUNCATE alerts, alert_events, replication_state")
-    store = fresh_store_factory()
+    store = store_factory("msd_prop")
 
     for op in operations:
         if op[0] == "replicate":

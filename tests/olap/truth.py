@@ -28,7 +28,8 @@ def clickhouse_aggregates(store: ClickHouseStore) -> Aggregates:
         " GROUP BY company_key, company_name HAVING alerts != 0"
     )
     current = store.query_rows(
-        f"SELECT alert_id, argMax(status, version) AS status FROM {db}.alert_changes"
+        # A deleted and re-inserted alert restarts its version in a new row: the newer row wins.
+        f"SELECT alert_id, argMax(status, (alert_pk, version)) AS status FROM {db}.alert_changes"
         " GROUP BY alert_id HAVING sum(sign) != 0"
     )
     return {
