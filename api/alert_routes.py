@@ -13,6 +13,7 @@ from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
+from api.auth import audit_source, principal_of
 from api.errors import ApiError
 from api.params import (
     LIST_PARAMETERS,
@@ -138,7 +139,9 @@ def get_history(state: State, alert_id: FromPath[str]) -> list[HistoryEntry]:
 
 
 @patch("/api/alerts/{alert_id:str}/", sync_to_thread=True, summary="Change an alert's status")
-def change_status(state: State, alert_id: FromPath[str], data: JSONBody[StatusChange]) -> AlertOut:
+def change_status(
+    request: Request, state: State, alert_id: FromPath[str], data: JSONBody[StatusChange]
+) -> AlertOut:
     status = data.status.strip().upper()
     if status not in TRANSITIONS:
         raise ApiError(
@@ -153,7 +156,8 @@ def change_status(state: State, alert_id: FromPath[str], data: JSONBody[StatusCh
             _services(state),
             alert_id,
             status,
-            actor="api",
+            actor=principal_of(request).name,
+            source=audit_source(principal_of(request)),
             note=data.note,
             expected_version=data.version,
         )
@@ -172,9 +176,16 @@ def change_status(state: State, alert_id: FromPath[str], data: JSONBody[StatusCh
 
 
 @post("/api/alerts/", sync_to_thread=True, summary="Create one alert or a list of them")
-def create_alerts(state: State, data: JSONBody[Any]) -> Response[list[AlertOut]]:
+def create_alerts(request: Request, state: State, data: JSONBody[Any]) -> Response[list[AlertOut]]:
     items = _decode_new_alerts(data)
-    created, existing = answer("alerts.create", _services(state), items, "api")
+    principal = principal_of(request)
+    created, existing = answer(
+        "alerts.create",
+        _services(state),
+        items,
+        actor=principal.name,
+        source=audit_source(principal),
+    )
     if existing:
         raise ApiError(
             409,

@@ -12,12 +12,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.response import Response
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.access_routes import access_handlers
 from api.aggregate_routes import aggregate_handlers
 from api.alert_routes import alert_handlers
+from api.auth import authorize
 from api.batch_routes import batch_handlers, close_batch_queue, take_over_unfinished_tasks
 from api.cache import AnswerCache
 from api.errors import exception_handlers
 from api.metrics import Metrics
+from api.ratelimit import RateLimiter
 from api.schemas import Health
 from msd.runtime import Services
 
@@ -28,7 +31,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
-@get("/health", sync_to_thread=True, summary="Whether both stores answer")
+@get("/health", sync_to_thread=True, opt={"public": True}, summary="Whether both stores answer")
 def health(state: State) -> Health:
     services: Services = state.services
     postgres = clickhouse = "ok"
@@ -54,7 +57,12 @@ def health(state: State) -> Health:
     )
 
 
-@get("/metrics", sync_to_thread=True, summary="Counters in Prometheus text format")
+@get(
+    "/metrics",
+    sync_to_thread=True,
+    opt={"public": True},
+    summary="Counters in Prometheus text format",
+)
 def metrics(state: State) -> Response[str]:
     services: Services = state.services
     gauges: dict[str, tuple[float, str]] = {
@@ -69,7 +77,7 @@ def metrics(state: State) -> Response[str]:
     return Response(body, media_type="text/plain; version=0.0.4")
 
 
-@get("/", sync_to_thread=False, summary="What this service serves")
+@get("/", sync_to_thread=False, opt={"public": True}, summary="What this service serves")
 def index() -> dict[str, str]:
     return {
         "alerts": "/api/alerts/",
@@ -118,8 +126,11 @@ def create_app(
     """
     metrics_ = Metrics()
     cache = AnswerCache(services.settings.redis_url, metrics_)
+    shared_counter = cache.count if services.settings.redis_url else None
+    rate_limiter = RateLimiter(services.settings.rate_limit, shared_counter)
     return Litestar(
         route_handlers=[
+            *access_handlers,
             *alert_handlers,
             *aggregate_handlers,
             *batch_handlers,
@@ -127,7 +138,15 @@ def create_app(
             metrics,
             index,
         ],
-        state=State({"services": services, "metrics": metrics_, "cache": cache}),
+        state=State(
+            {
+                "services": services,
+                "metrics": metrics_,
+                "cache": cache,
+                "rate_limiter": rate_limiter,
+            }
+        ),
+        guards=[authorize],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[_request_log],
         request_max_body_size=MAX_BODY_BYTES,

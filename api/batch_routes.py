@@ -17,11 +17,13 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
+from api.auth import audit_source, principal_of
 from api.errors import ApiError
 from jobs.batch import ACTIONS, dedupe
 from jobs.queue import BatchQueue, QueueUnavailable
 from jobs.task_state import BatchRequest, BatchTask, IdempotencyConflict, get_task
 from msd.runtime import Services
+from workflow.accounts import Principal
 
 __all__ = ["batch_handlers"]
 
@@ -81,7 +83,7 @@ def _queue(state: State) -> BatchQueue:
 async def batch_process(
     request: Request, state: State, data: JSONBody[Any]
 ) -> Response[TaskAccepted]:
-    batch, key = _decode(data, request.headers.get("idempotency-key"))
+    batch, key = _decode(data, request.headers.get("idempotency-key"), principal_of(request))
     try:
         task = await _queue(state).submit(batch, key)
     except QueueUnavailable as error:
@@ -110,7 +112,9 @@ async def get_batch_task(state: State, task_id: FromPath[str]) -> TaskOut:
     return _task_out(task)
 
 
-def _decode(data: Any, header_key: str | None) -> tuple[BatchRequest, str | None]:
+def _decode(
+    data: Any, header_key: str | None, principal: Principal
+) -> tuple[BatchRequest, str | None]:
     if not isinstance(data, dict):
         raise ApiError(400, 'the body must be an object: {"alert_ids": [...]}', field="body")
     unknown = sorted(set(data) - set(FIELDS))
@@ -125,7 +129,15 @@ def _decode(data: Any, header_key: str | None) -> tuple[BatchRequest, str | None
     key = _idempotency_key(data.get("idempotency_key"), header_key)
 
     unique = dedupe(ids)
-    batch = BatchRequest(unique, action, "api", assignee, note, duplicates=len(ids) - len(unique))
+    batch = BatchRequest(
+        unique,
+        action,
+        principal.name,
+        assignee,
+        note,
+        duplicates=len(ids) - len(unique),
+        source=audit_source(principal, "batch"),
+    )
     return batch, key
 
 

@@ -45,8 +45,8 @@ def _change_status(services: Services, alert_id: str, status: str, **how: Any) -
     return alerts.change_status(services.db, alert_id, status, **how)
 
 
-def _create(services: Services, new: list[alerts.NewAlert], actor: str) -> Any:
-    return alerts.create_alerts(services.db, new, actor=actor)
+def _create(services: Services, new: list[alerts.NewAlert], **who: str) -> Any:
+    return alerts.create_alerts(services.db, new, **who)
 
 
 def _statistics(services: Services, window: Window, filters: Filters) -> Any:

@@ -103,7 +103,8 @@ def _state_of_finished(db: Database, task_id: str) -> str:
 def _run_chunk(db: Database, task: BatchTask, index: int, lock_timeout_ms: int) -> None:
     request = task.request
     ids = request["alert_ids"][index * task.chunk_size : (index + 1) * task.chunk_size]
-    with db.transaction(actor=request["actor"], source="batch", note=request["note"]) as conn:
+    source = request.get("source", "batch")
+    with db.transaction(actor=request["actor"], source=source, note=request["note"]) as conn:
         conn.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
         claim = task_state.claim_chunk(conn, task.task_id, index)
         if claim is None:

@@ -54,6 +54,8 @@ class BatchRequest:
     assignee: str | None = None
     note: str | None = None
     duplicates: int = 0
+    # How the request arrived, for the audit trail: "batch token:12", "batch session".
+    source: str = "batch"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class BatchRequest:
             "assignee": self.assignee,
             "note": self.note,
             "duplicates": self.duplicates,
+            "source": self.source,
         }
 
     def digest(self) -> str:

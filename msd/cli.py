@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 import threading
@@ -10,7 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
+from msd.account_commands import add_account_commands
 from msd.settings import SETTINGS, Settings, SettingsError, load_settings, mask_url
+from workflow.accounts import AccountError
 
 __all__ = ["main"]
 
@@ -51,9 +54,15 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from msd.account_commands import refuse_demo_on_network
     from msd.runtime import open_services
 
     services = open_services(settings)
+    try:
+        refuse_demo_on_network(settings, services.db)
+    except SettingsError:
+        services.close()
+        raise
     if not args.no_replicate:
         services.start_replication()
     return _serve(services)
@@ -92,7 +101,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
             db,
             [Path(p) for p in args.files],
             source_format=args.format,
-            actor="cli",
+            # The audit trail names who ran the command on this machine.
+            actor=f"cli {getpass.getuser()}",
             rejects_path=Path(args.rejects) if args.rejects else None,
             progress=sys.stderr.isatty(),
         )
@@ -152,8 +162,16 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from msd.account_commands import DEMO_USER, create_demo_credentials
     from msd.runtime import open_services
+    from msd.settings import is_loopback
 
+    if not is_loopback(settings.host):
+        raise SettingsError(
+            f"msd demo prints admin credentials, so it serves on loopback only, not "
+            f"MSD_HOST={settings.host}; for a network service add users with `msd user add` "
+            "and run `msd serve`"
+        )
     services = open_services(settings)
     if args.from_files:
         from ingest import ingest_files
@@ -180,6 +198,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         )
     moved = services.replicator.drain()
     print(f"replicated {moved:,} change events to ClickHouse")
+    password, token = create_demo_credentials(services.db)
+    print(
+        f"sign in at http://{settings.host}:{settings.port}/signin as {DEMO_USER} with password "
+        f"{password}\nAPI token (admin): {token}\n(both shown once; a new demo run makes new ones)",
+        flush=True,
+    )
     services.start_replication()
     return _serve(services)
 
@@ -260,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--alerts", type=int, default=DEMO_ALERTS, help="generated alerts to load")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated data")
     command("stop", cmd_stop, "Stop the embedded PostgreSQL server.")
+    add_account_commands(command)
     return parser
 
 
@@ -270,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(settings.log_level)
         return int(args.run(settings, args) or 0)
     except SettingsError as error:
+        print(f"msd: error: {error}", file=sys.stderr)
+        return 2
+    except AccountError as error:
         print(f"msd: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -56,6 +56,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replication_batch", "50000", "Most events the replicator moves in one batch."),
     Setting("replication_interval", "0.5", "Seconds the replicator waits between idle polls."),
     Setting("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "anonymous_role",
+        None,
+        "Role (viewer, analyst or admin) granted to requests without credentials, for trusted "
+        "deployments whose old clients send none. Unset: every request needs credentials.",
+    ),
+    Setting(
+        "anonymous_on_network",
+        "no",
+        "Set to yes to confirm MSD_ANONYMOUS_ROLE on a non-loopback MSD_HOST; otherwise the "
+        "service refuses that combination.",
+    ),
+    Setting("session_hours", "12", "Hours a dashboard session lasts after its last use."),
+    Setting(
+        "rate_limit",
+        "3000/minute",
+        "Requests allowed per token or signed-in user (N/second, N/minute, N/hour), or off.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -80,6 +98,10 @@ class Settings:
     replication_batch: int = 50000
     replication_interval: float = 0.5
     log_level: str = "INFO"
+    anonymous_role: str | None = None
+    anonymous_on_network: bool = False
+    session_hours: float = 12.0
+    rate_limit: tuple[int, int] | None = (3000, 60)
 
     @property
     def embedded_postgres(self) -> bool:
@@ -123,7 +145,61 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         replication_batch=_int("replication_batch", raw["replication_batch"], 1, 1_000_000),
         replication_interval=_float("replication_interval", raw["replication_interval"], 0.01, 60),
         log_level=_choice("log_level", raw["log_level"], ("DEBUG", "INFO", "WARNING", "ERROR")),
+        anonymous_role=_anonymous_role(raw),
+        anonymous_on_network=_yes_no("anonymous_on_network", raw["anonymous_on_network"]),
+        session_hours=_float("session_hours", raw["session_hours"], 0.05, 24 * 90),
+        rate_limit=_rate_limit("rate_limit", raw["rate_limit"]),
     )
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def _anonymous_role(raw: dict[str, str | None]) -> str | None:
+    role = raw["anonymous_role"]
+    if role is None:
+        return None
+    role = role.lower()
+    if role not in ("viewer", "analyst", "admin"):
+        raise SettingsError(f"MSD_ANONYMOUS_ROLE={role!r} must be viewer, analyst or admin")
+    host = raw["host"] or "127.0.0.1"
+    if not is_loopback(host) and not _yes_no("anonymous_on_network", raw["anonymous_on_network"]):
+        raise SettingsError(
+            f"MSD_ANONYMOUS_ROLE={role} gives anyone who reaches {host} the {role} role without "
+            "credentials; bind a loopback MSD_HOST, or set MSD_ANONYMOUS_ON_NETWORK=yes if the "
+            "network in front is trusted"
+        )
+    return role
+
+
+def _yes_no(name: str, value: str | None) -> bool:
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "1", "on"):
+        return True
+    if text in ("no", "false", "0", "off", "none"):
+        return False
+    raise SettingsError(f"{_env_name(name)}={value!r} must be yes or no")
+
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+def _rate_limit(name: str, value: str | None) -> tuple[int, int] | None:
+    """'600/minute' as (600, 60); 'off' as None."""
+    text = str(value).strip().lower()
+    if text in ("off", "none"):
+        return None
+    match = re.fullmatch(r"(\d{1,9})\s*/\s*(second|minute|hour)", text)
+    if not match or int(match.group(1)) == 0:
+        raise SettingsError(
+            f"{_env_name(name)}={value!r} must be a limit like 600/minute (per second, minute "
+            "or hour) or off"
+        )
+    return int(match.group(1)), _PERIODS[match.group(2)]
 
 
 def _env_name(name: str) -> str:

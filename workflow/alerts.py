@@ -171,11 +171,12 @@ def change_status(
     status: str,
     *,
     actor: str,
+    source: str = "api",
     note: str | None = None,
     expected_version: int | None = None,
 ) -> dict[str, Any]:
     """Move one alert to ``status`` if the transition table allows; the same status is a no-op."""
-    with db.transaction(actor=actor, source="api", note=note) as conn:
+    with db.transaction(actor=actor, source=source, note=note) as conn:
         rows = _rows(
             conn.execute(
                 sql.SQL("{} WHERE alert_id = %s FOR UPDATE").format(_select()), (alert_id,)
@@ -232,14 +233,14 @@ _NEW_COLUMNS = (
 
 
 def create_alerts(
-    db: Database, alerts: Iterable[NewAlert], *, actor: str
+    db: Database, alerts: Iterable[NewAlert], *, actor: str, source: str = "api"
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Insert new alerts in one transaction; return (created, ids that already existed).
 
     Nothing is inserted when any id already exists, so a client can fix and resend the request.
     """
     items = list(alerts)
-    with db.transaction(actor=actor, source="api") as conn:
+    with db.transaction(actor=actor, source=source) as conn:
         existing = [
             row[0]
             for row in conn.execute(

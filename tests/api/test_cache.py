@@ -19,6 +19,7 @@ from api.cache import AnswerCache
 from api.metrics import Metrics
 from msd.runtime import Services
 from tests.api.conftest import seed_alerts
+from workflow import accounts
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -186,7 +187,9 @@ def test_health_says_degraded_while_redis_is_away(services: Services) -> None:
     services.settings = type(services.settings)(
         **{**services.settings.__dict__, "redis_url": f"redis://127.0.0.1:{closed_port}/0"}
     )
+    _, token = accounts.create_token(services.db, "tests", "viewer")
     with TestClient(create_app(services)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
         client.get("/api/alerts/statistics/")
         health = client.get("/health").json()
         stats = client.get("/api/alerts/statistics/")

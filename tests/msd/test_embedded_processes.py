@@ -39,6 +39,8 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "MSD_PORT": str(_free_port()),
         "MSD_REPLICATION_INTERVAL": "0.1",
         "MSD_TEST_CWD": str(tmp_path),
+        # These tests read figures over loopback; credentials are tested in tests/api.
+        "MSD_ANONYMOUS_ROLE": "viewer",
     }
     yield variables
     subprocess.run(
