@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from api.auth import audit_source, principal_of
-from api.errors import ApiError
+from api.errors import ApiError, nul_problem
 from api.params import (
     LIST_PARAMETERS,
     CursorParam,
@@ -142,6 +142,8 @@ def get_history(state: State, alert_id: FromPath[str]) -> list[HistoryEntry]:
 def change_status(
     request: Request, state: State, alert_id: FromPath[str], data: JSONBody[StatusChange]
 ) -> AlertOut:
+    if problem := nul_problem(data.note):
+        raise ApiError(400, f"note {problem}", field="note")
     status = data.status.strip().upper()
     if status not in TRANSITIONS:
         raise ApiError(
@@ -262,7 +264,10 @@ def _duplicate_ids(items: list[NewAlert]) -> list[str]:
 
 
 def _new_alert(alert: AlertIn) -> NewAlert:
-    """The alert to store; ValueError(field, message) when its times do not make sense."""
+    """The alert to store; ValueError(field, message) for a NUL byte or times that make no sense."""
+    for name in ("alert_id", "company_name", "violation_type", "region", "assignee", "amount"):
+        if problem := nul_problem(getattr(alert, name)):
+            raise ValueError(name, problem)
     detected_at = _utc(alert.detected_at)
     resolved_at = None if alert.resolved_at is None else _utc(alert.resolved_at)
     now = datetime.now(timezone.utc)

@@ -18,7 +18,7 @@ from api.alert_routes import alert_handlers
 from api.auth import authorize
 from api.batch_routes import batch_handlers, close_batch_queue, take_over_unfinished_tasks
 from api.cache import AnswerCache
-from api.errors import exception_handlers
+from api.errors import document_problems, exception_handlers
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 from api.schemas import Health
@@ -61,6 +61,7 @@ def health(state: State) -> Health:
     "/metrics",
     sync_to_thread=True,
     opt={"public": True},
+    media_type="text/plain; version=0.0.4",
     summary="Counters in Prometheus text format",
 )
 def metrics(state: State) -> Response[str]:
@@ -129,15 +130,17 @@ def create_app(
     shared_counter = cache.count if services.settings.redis_url else None
     rate_limiter = RateLimiter(services.settings.rate_limit, shared_counter)
     return Litestar(
-        route_handlers=[
-            *access_handlers,
-            *alert_handlers,
-            *aggregate_handlers,
-            *batch_handlers,
-            health,
-            metrics,
-            index,
-        ],
+        route_handlers=document_problems(
+            [
+                *access_handlers,
+                *alert_handlers,
+                *aggregate_handlers,
+                *batch_handlers,
+                health,
+                metrics,
+                index,
+            ]
+        ),
         state=State(
             {
                 "services": services,

@@ -18,7 +18,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from api.auth import audit_source, principal_of
-from api.errors import ApiError
+from api.errors import ApiError, nul_problem
 from jobs.batch import ACTIONS, dedupe
 from jobs.queue import BatchQueue, QueueUnavailable
 from jobs.task_state import BatchRequest, BatchTask, IdempotencyConflict, get_task
@@ -169,7 +169,7 @@ def _id_problem(value: Any) -> str | None:
         return f"is {type(value).__name__}, not a string"
     if not 1 <= len(value.strip()) <= MAX_ID_LENGTH:
         return f"must be 1 to {MAX_ID_LENGTH} characters"
-    return None
+    return nul_problem(value)
 
 
 def _action(raw: Any) -> str:
@@ -198,6 +198,8 @@ def _text(raw: Any, name: str, most: int) -> str | None:
         return None
     if not isinstance(raw, str) or not 1 <= len(raw.strip()) <= most:
         raise ApiError(400, f"{name} must be a string of 1 to {most} characters", field=name)
+    if problem := nul_problem(raw):
+        raise ApiError(400, f"{name} {problem}", field=name)
     return raw.strip()
 
 

@@ -10,11 +10,19 @@ import logging
 from typing import Any
 
 import msgspec
+import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-__all__ = ["ApiError", "Problem", "exception_handlers", "problem_response"]
+__all__ = [
+    "ApiError",
+    "Problem",
+    "document_problems",
+    "exception_handlers",
+    "nul_problem",
+    "problem_response",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +38,14 @@ class Problem(msgspec.Struct, omit_defaults=True):
     detail: str
     errors: list[dict[str, str]] = []
     allowed: list[str] = []
+
+
+NUL_MESSAGE = "contains a NUL byte (\\u0000), which stored text cannot hold; remove it"
+
+
+def nul_problem(value: object) -> str | None:
+    """The complaint about a NUL byte in ``value``, or None when it has none."""
+    return NUL_MESSAGE if isinstance(value, str) and "\x00" in value else None
 
 
 class ApiError(Exception):
@@ -145,6 +161,13 @@ def _http_error(request: Request, error: HTTPException) -> Response[bytes]:
     return problem_response(status, detail, errors=errors, headers=dict(error.headers or {}))
 
 
+def _data_error(request: Request, error: Exception) -> Response[bytes]:
+    """A value PostgreSQL cannot hold that no check caught first: still the client's error."""
+    if "NUL" in str(error):
+        return problem_response(400, f"a text value {NUL_MESSAGE}")
+    return _unexpected(request, error)
+
+
 def _unexpected(request: Request, error: Exception) -> Response[bytes]:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem_response(
@@ -153,8 +176,38 @@ def _unexpected(request: Request, error: Exception) -> Response[bytes]:
     )
 
 
+# Every operation may answer these, always as a Problem; the OpenAPI schema says so for each.
+_PROBLEM_STATUSES = {
+    400: "A parameter or field is wrong; errors[] names it",
+    401: "No valid credentials",
+    403: "The credentials' role may not do this, or a session change lacks its CSRF token",
+    404: "No such resource",
+    409: "The change conflicts with the resource's state",
+    413: "The body or a list in it is over its limit",
+    415: "The body is not JSON",
+    429: "Over the request limit; see Retry-After",
+    503: "A store is unavailable; see Retry-After",
+}
+
+
+def document_problems(handlers: list[Any]) -> list[Any]:
+    """Add the Problem answers to each handler's OpenAPI responses (its own entries win)."""
+    from litestar.openapi.datastructures import ResponseSpec
+
+    for handler in handlers:
+        if handler.opt.get("public") and not handler.include_in_schema:
+            continue
+        documented = {
+            status: ResponseSpec(Problem, description=text, media_type=PROBLEM_JSON)
+            for status, text in _PROBLEM_STATUSES.items()
+        }
+        handler.responses = {**documented, **(handler.responses or {})}
+    return handlers
+
+
 exception_handlers = {
     ApiError: _api_error,
+    psycopg.DataError: _data_error,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from litestar.params import QueryParameter
 
-from api.errors import ApiError
+from api.errors import ApiError, nul_problem
 from olap.queries import (
     SEVERITIES,
     STATUSES,
@@ -69,7 +69,10 @@ _IGNORED_PARAMETERS = ("format", "_")
 
 def check_known(query: Mapping[str, list[str]], known: tuple[str, ...]) -> None:
     """A misspelt parameter is an error, not a silently unfiltered answer."""
-    for name in query:
+    for name, values in query.items():
+        for value in values:
+            if problem := nul_problem(value):
+                raise ApiError(400, f"{name} {problem}", parameter=name)
         if name not in known and name not in _IGNORED_PARAMETERS:
             raise ApiError(
                 400,

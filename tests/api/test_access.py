@@ -164,7 +164,9 @@ def test_sign_in_sets_an_httponly_strict_session_and_a_readable_csrf_cookie(
     session = next(c for c in cookies if c.startswith("msd_session="))
     csrf = next(c for c in cookies if c.startswith("msd_csrf="))
     assert response.status_code == 200 and response.json()["role"] == "analyst"
-    assert "HttpOnly" in session and "samesite=strict" in session.lower() and "Secure" not in session
+    assert (
+        "HttpOnly" in session and "samesite=strict" in session.lower() and "Secure" not in session
+    )
     assert "HttpOnly" not in csrf and response.json()["csrf_token"] in csrf
     assert bare.get("/api/session/").json()["name"] == "analyst-user"
 
