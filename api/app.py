@@ -19,6 +19,7 @@ from api.cache import AnswerCache
 from api.errors import exception_handlers
 from api.metrics import Metrics
 from api.schemas import Health
+from jobs.reconcile import reconcile_gauges
 from msd.runtime import Services
 
 __all__ = ["create_app"]
@@ -63,6 +64,7 @@ def metrics(state: State) -> Response[str]:
     try:
         watermark = services.watermark()
         gauges["replicated_events"] = (float(watermark.events), "Change events replicated")
+        gauges |= reconcile_gauges(services.db, services.store.database)
     except Exception as error:  # the metrics page must answer even when PostgreSQL does not
         logger.warning("metrics: PostgreSQL did not answer: %s", error)
     body = state.metrics.render(gauges)
