@@ -56,6 +56,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replication_batch", "50000", "Most events the replicator moves in one batch."),
     Setting("replication_interval", "0.5", "Seconds the replicator waits between idle polls."),
     Setting("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "schedule_file",
+        None,
+        "TOML file of the scheduled jobs (msd scheduler). Unset: the built-in schedules "
+        "(jobs/default_schedules.toml).",
+    ),
+    Setting(
+        "snapshot_dir",
+        None,
+        "Folder of the Parquet snapshots (msd snapshot). Unset: snapshots/ in the data folder.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -80,6 +91,8 @@ class Settings:
     replication_batch: int = 50000
     replication_interval: float = 0.5
     log_level: str = "INFO"
+    schedule_file: Path | None = None
+    snapshot_dir: Path | None = None
 
     @property
     def embedded_postgres(self) -> bool:
@@ -123,7 +136,13 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         replication_batch=_int("replication_batch", raw["replication_batch"], 1, 1_000_000),
         replication_interval=_float("replication_interval", raw["replication_interval"], 0.01, 60),
         log_level=_choice("log_level", raw["log_level"], ("DEBUG", "INFO", "WARNING", "ERROR")),
+        schedule_file=_path(raw["schedule_file"]),
+        snapshot_dir=_path(raw["snapshot_dir"]),
     )
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value).expanduser()
 
 
 def _env_name(name: str) -> str:
