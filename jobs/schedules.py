@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -126,15 +127,32 @@ def _schedule(source: Path, index: int, entry: dict[str, Any]) -> Schedule:
     return Schedule(name, job, cron, every, enabled, _options(where, job, entry))
 
 
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day", 1, 31),
+    ("month", 1, 12),
+    ("weekday", 0, 6),
+)
+_CRON_PART = re.compile(r"^(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?$")
+
+
 def _check_cron(where: str, cron: Any) -> None:
     if not isinstance(cron, str) or len(cron.split()) != 5:
         raise SettingsError(
             f"{where}: `cron` = {cron!r} must have five fields: minute hour day month weekday"
         )
-    try:
-        pycron.is_now(cron, datetime.now(timezone.utc))
-    except ValueError as error:
-        raise SettingsError(f"{where}: `cron` = {cron!r} is not a valid expression: {error}")
+    for text, (name, low, high) in zip(cron.split(), _CRON_FIELDS):
+        for part in text.split(","):
+            match = _CRON_PART.match(part)
+            numbers = [int(n) for n in match.groups()[1:3] if n is not None] if match else []
+            step = match.group(4) if match else None
+            if not match or any(not low <= n <= high for n in numbers) or step == "0":
+                raise SettingsError(
+                    f"{where}: `cron` = {cron!r}: the {name} field {text!r} must be *, */N,"
+                    f" A, A-B or A-B/N with numbers {low}..{high}"
+                )
+    pycron.is_now(cron, datetime.now(timezone.utc))  # the scheduler's own parser takes it too
 
 
 def _options(where: str, job: str, entry: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,11 @@ its event row deleted), a delete that never replicated, stray rows in ClickHouse
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
@@ -17,8 +21,11 @@ from jobs.reconcile import reconcile
 from msd.runtime import Services
 from olap.reconcile import compare
 from tests.api.conftest import seed_alerts
+from tests.jobs.conftest import url_for_subprocess
 from tests.olap.truth import clickhouse_aggregates, postgres_aggregates
 from workflow.db import Database
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _without_event(db: Database, sql: str, params: tuple, alert_id: str) -> None:
@@ -177,3 +184,32 @@ def test_metrics_show_the_last_run(replicated: Services, client: TestClient) -> 
 
     reconcile(replicated.db, replicated.store, repair=True)
     assert "msd_reconcile_days_differing 0" in client.get("/metrics").text
+
+
+def test_msd_reconcile_exits_1_on_gaps_and_0_once_repaired(
+    replicated: Services, clickhouse_http, pg_server_url: str, pg_url: str, tmp_path
+) -> None:
+    _plant_gaps(replicated)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
+    env |= {
+        "MSD_DATABASE_URL": url_for_subprocess(pg_server_url, pg_url),
+        "MSD_CLICKHOUSE_URL": clickhouse_http.url,
+        "MSD_CLICKHOUSE_DATABASE": replicated.store.database,
+        "MSD_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(REPO),
+    }
+
+    def msd_reconcile(*flags: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "msd.cli", "reconcile", *flags]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    found, repaired, after = msd_reconcile(), msd_reconcile("--repair"), msd_reconcile()
+
+    assert found.returncode == 1 and "differs: PostgreSQL" in found.stderr
+    assert repaired.returncode == 0, repaired.stderr
+    assert after.returncode == 0 and "0 differed" in after.stdout
+    # This process's replicator holds the lock, so the command left its corrections pending
+    # (and counted them as such); they take effect once replicated.
+    assert "another replicator is active" in repaired.stderr
+    replicated.replicator.drain()
+    assert clickhouse_aggregates(replicated.store) == postgres_aggregates(replicated.db)
