@@ -171,12 +171,10 @@ def _expected_states(conn: psycopg.Connection, state: AppliedState, pks: list[in
     for row in rows:
         if row[-1] != 0:
             states[_state(row[:-1])] += int(row[-1])
-    return _Expected(states, _postgres_sources(conn, state, pks))
+    return _Expected(states, _postgres_sources(conn, pks))
 
 
-def _postgres_sources(
-    conn: psycopg.Connection, state: AppliedState, pks: list[int]
-) -> dict[State, str]:
+def _postgres_sources(conn: psycopg.Connection, pks: list[int]) -> dict[State, str]:
     """Every state PostgreSQL has a record of for ``pks`` (as jsonb text), by replicated form."""
     projected = PROJECTION.format(
         source=f"SELECT 0 AS sign, r.* FROM jsonb_to_record(known.j) AS r({FIELDS})"
