@@ -22,6 +22,7 @@ from api.errors import document_problems, exception_handlers
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 from api.schemas import Health
+from jobs.reconcile import reconcile_gauges
 from msd.runtime import Services
 
 __all__ = ["create_app"]
@@ -72,6 +73,7 @@ def metrics(state: State) -> Response[str]:
     try:
         watermark = services.watermark()
         gauges["replicated_events"] = (float(watermark.events), "Change events replicated")
+        gauges |= reconcile_gauges(services.db, services.store.database)
     except Exception as error:  # the metrics page must answer even when PostgreSQL does not
         logger.warning("metrics: PostgreSQL did not answer: %s", error)
     body = state.metrics.render(gauges)

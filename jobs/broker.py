@@ -15,6 +15,7 @@ from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
 
 from jobs.runner import RetryPolicy, run_task
+from jobs.scheduled import JobContext, register_jobs
 from jobs.task_state import unfinished_task_ids
 from msd.settings import Settings
 from workflow.db import Database
@@ -46,6 +47,8 @@ def build_broker(settings: Settings, db: Database, config: BrokerConfig) -> Asyn
         return run_task(db, task_id, config.retry)
 
     broker.register_task(process_batch, task_name=TASK_NAME)
+    # Scheduled jobs (msd scheduler) reach workers on the same stream.
+    register_jobs(broker, JobContext(settings, db))
     return broker
 
 

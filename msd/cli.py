@@ -65,16 +65,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         raise
     if not args.no_replicate:
         services.start_replication()
-    return _serve(services)
+    stops = []
+    if args.schedule:
+        from jobs.scheduler import InProcessScheduler
+        from jobs.schedules import load_schedules
+
+        scheduler = InProcessScheduler(services, load_schedules(settings.schedule_file))
+        scheduler.start()
+        stops.append(scheduler.stop)
+    return _serve(services, stops)
 
 
-def _serve(services) -> int:
+def _serve(services, stops: Sequence[Callable[[], None]] = ()) -> int:
     import uvicorn
 
     from api.app import create_app
 
     settings = services.settings
-    app = create_app(services, on_shutdown=[services.close], take_over_tasks=True)
+    app = create_app(services, on_shutdown=[*stops, services.close], take_over_tasks=True)
     print(
         f"serving on http://{settings.host}:{settings.port}/  (API under /api/alerts/, "
         f"OpenAPI at /schema/openapi.json); Ctrl-C stops",
@@ -159,6 +167,60 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     config = BrokerConfig(queue_name=args.queue, idle_timeout_ms=int(args.idle_timeout * 1000))
     return run_worker(settings, concurrency=args.concurrency, config=config)
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when ClickHouse equals PostgreSQL (after the repair, with --repair), else 1."""
+    from jobs.reconcile import reconcile
+    from msd.runtime import open_services
+    from olap.reconcile import ReconcileError
+
+    services = open_services(settings, pool_size=4)
+    try:
+        run = reconcile(services.db, services.store, repair=args.repair)
+    except ReconcileError as error:
+        print(f"msd: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        services.close()
+    final = run.final
+    print(
+        f"{final.days_compared} days compared at watermark {final.watermark}:"
+        f" {len(run.found.differing)} differed, {run.repaired.events} correction events written,"
+        f" {len(final.differing)} still differ"
+    )
+    return 0 if run.clean else 1
+
+
+def cmd_snapshot(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.scheduled import snapshot_folder
+    from jobs.snapshot import prune_snapshots, write_snapshot
+    from workflow.db import open_pool
+
+    if args.keep is not None and args.keep < 1:
+        raise SettingsError(f"--keep {args.keep}: keep at least the newest snapshot (1)")
+    folder = snapshot_folder(settings, args.out)
+    db = open_pool(settings, max_size=2)
+    try:
+        snapshot = write_snapshot(db, folder, target=settings.clickhouse_database)
+    finally:
+        db.close()
+    if args.keep is not None:
+        prune_snapshots(folder, args.keep)
+    print(f"wrote {snapshot.rows:,} alerts: {snapshot.manifest_path}")
+    return 0
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from jobs.schedules import listing, load_schedules
+
+    schedules = load_schedules(settings.schedule_file)
+    if args.list:
+        print(listing(schedules, settings.schedule_file))
+        return 0
+    from jobs.scheduler import run_scheduler
+
+    return run_scheduler(settings, schedules, queue_name=args.queue)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -254,6 +316,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave replication to a separate `msd replicate`",
     )
+    serve.add_argument(
+        "--schedule",
+        action="store_true",
+        help="run the scheduled jobs in this process (embedded mode; see msd scheduler --list)",
+    )
     ingest = command("ingest", cmd_ingest, "Load alert files (CSV, JSON Lines, Parquet).")
     ingest.add_argument("files", nargs="+", help="files to load")
     ingest.add_argument(
@@ -272,6 +339,24 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=600.0,
         help="seconds before a task a dead worker held goes to another (above the longest batch)",
+    )
+    reconcile = command(
+        "reconcile", cmd_reconcile, "Compare ClickHouse with PostgreSQL day by day (exit 1: gaps)."
+    )
+    reconcile.add_argument(
+        "--repair",
+        action="store_true",
+        help="correct the differences through replication (correction events)",
+    )
+    snapshot = command("snapshot", cmd_snapshot, "Write a Parquet snapshot of the alerts.")
+    snapshot.add_argument("--out", default=None, help="folder (default MSD_SNAPSHOT_DIR)")
+    snapshot.add_argument(
+        "--keep", type=int, default=None, help="then delete all but the N newest snapshots"
+    )
+    scheduler = command("scheduler", cmd_scheduler, "Run the scheduled jobs (MSD_SCHEDULE_FILE).")
+    scheduler.add_argument("--list", action="store_true", help="print the schedules and exit")
+    scheduler.add_argument(
+        "--queue", default="msd-batch", help="Redis stream the workers read (with MSD_REDIS_URL)"
     )
     demo = command("demo", cmd_demo, "Start everything embedded on demo data and serve it.")
     demo.add_argument(

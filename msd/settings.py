@@ -74,6 +74,17 @@ SETTINGS: tuple[Setting, ...] = (
         "3000/minute",
         "Requests allowed per token or signed-in user (N/second, N/minute, N/hour), or off.",
     ),
+    Setting(
+        "schedule_file",
+        None,
+        "TOML file of the scheduled jobs (msd scheduler). Unset: the built-in schedules "
+        "(jobs/default_schedules.toml).",
+    ),
+    Setting(
+        "snapshot_dir",
+        None,
+        "Folder of the Parquet snapshots (msd snapshot). Unset: snapshots/ in the data folder.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -102,6 +113,8 @@ class Settings:
     anonymous_on_network: bool = False
     session_hours: float = 12.0
     rate_limit: tuple[int, int] | None = (3000, 60)
+    schedule_file: Path | None = None
+    snapshot_dir: Path | None = None
 
     @property
     def embedded_postgres(self) -> bool:
@@ -149,7 +162,13 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         anonymous_on_network=_yes_no("anonymous_on_network", raw["anonymous_on_network"]),
         session_hours=_float("session_hours", raw["session_hours"], 0.05, 24 * 90),
         rate_limit=_rate_limit("rate_limit", raw["rate_limit"]),
+        schedule_file=_path(raw["schedule_file"]),
+        snapshot_dir=_path(raw["snapshot_dir"]),
     )
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value).expanduser()
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")

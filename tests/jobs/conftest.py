@@ -55,3 +55,14 @@ def wait_done(api: TestClient, task_id: str, timeout: float = 30) -> dict[str, A
             return body
         time.sleep(0.05)
     raise AssertionError(f"task {task_id} not finished after {timeout}s: {body}")
+
+
+def url_for_subprocess(pg_server_url: str, pg_url: str) -> str:
+    """The test's schema as a postgresql:// URL, the form MSD_DATABASE_URL takes."""
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    options = conninfo_to_dict(pg_url)["options"]
+    joiner = "&" if "?" in pg_server_url else "?"
+    return f"{pg_server_url}{joiner}options={quote(str(options))}"
