@@ -204,3 +204,40 @@ def test_schedules_reach_a_worker_through_redis_which_drains_and_reconciles(
     assert _reconcile_runs(db)[-1][2] == 0
     assert clickhouse_aggregates(store) == postgres_aggregates(db)
     assert "msd.job.reconcile" in (tmp_path / "scheduler.log").read_text()
+
+
+CHECK_ONLY = """
+[[schedule]]
+name = "check"
+job = "reconcile"
+every = 1
+repair = false
+"""
+
+
+def test_the_scheduled_check_finds_a_planted_gap_and_metrics_show_it(
+    services: Services, client, tmp_path: Path
+) -> None:
+    seed_alerts(services.db, 60)
+    services.replicator.drain()
+    store = services.store
+    # A stray cancelling row takes one alert out of every table and view, as a lost part would.
+    store.command(
+        f"INSERT INTO {store.database}.alert_changes SELECT * REPLACE (-1 AS sign) FROM"
+        f" (SELECT * FROM {store.database}.alert_changes WHERE alert_id = 'seed-4' AND sign = 1)"
+    )
+    path = tmp_path / "check.toml"
+    path.write_text(CHECK_ONLY, encoding="utf-8")
+    scheduler = InProcessScheduler(services, load_schedules(path))
+
+    scheduler.start()
+    try:
+        _wait_for(lambda: len(_reconcile_runs(services.db)) >= 1, 30, "the scheduled reconcile")
+    finally:
+        scheduler.stop()
+
+    days_compared, days_found, days_differing, repair = _reconcile_runs(services.db)[0]
+    assert days_found == days_differing == 1 and repair is False
+    metrics = client.get("/metrics").text
+    assert "msd_reconcile_days_differing 1" in metrics
+    assert "msd_reconcile_alerts_difference 1" in metrics
