@@ -56,12 +56,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replication_batch", "50000", "Most events the replicator moves in one batch."),
     Setting("replication_interval", "0.5", "Seconds the replicator waits between idle polls."),
     Setting("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "database_replica_url",
+        None,
+        "PostgreSQL read replica URL for the alert list and its count (they may lag the primary "
+        "by the replica's delay). Unset: every read goes to MSD_DATABASE_URL.",
+    ),
+    Setting(
+        "clickhouse_cluster",
+        None,
+        "ClickHouse cluster name (remote_servers) for the sharded, replicated schema in "
+        "clickhouse/cluster/. Unset: one ClickHouse node.",
+    ),
 )
 
 _URL_SCHEMES = {
     "database_url": ("postgresql", "postgres"),
     "clickhouse_url": ("http", "https", "clickhouse"),
     "redis_url": ("redis", "rediss", "unix"),
+    "database_replica_url": ("postgresql", "postgres"),
 }
 
 
@@ -80,6 +93,8 @@ class Settings:
     replication_batch: int = 50000
     replication_interval: float = 0.5
     log_level: str = "INFO"
+    database_replica_url: str | None = None
+    clickhouse_cluster: str | None = None
 
     @property
     def embedded_postgres(self) -> bool:
@@ -123,6 +138,8 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         replication_batch=_int("replication_batch", raw["replication_batch"], 1, 1_000_000),
         replication_interval=_float("replication_interval", raw["replication_interval"], 0.01, 60),
         log_level=_choice("log_level", raw["log_level"], ("DEBUG", "INFO", "WARNING", "ERROR")),
+        database_replica_url=_replica_url(raw["database_replica_url"], raw["database_url"]),
+        clickhouse_cluster=_cluster(raw["clickhouse_cluster"], raw["clickhouse_url"]),
     )
 
 
@@ -188,6 +205,26 @@ def _identifier(name: str, value: str | None) -> str:
             f"{_env_name(name)}={value!r} must be a plain identifier (letters, digits, _)"
         )
     return value
+
+
+def _replica_url(replica: str | None, primary: str | None) -> str | None:
+    if replica is not None and primary is None:
+        raise SettingsError(
+            f"{_env_name('database_replica_url')} is set but {_env_name('database_url')} is not: "
+            "a read replica needs the PostgreSQL server it replicates; set both or neither"
+        )
+    return replica
+
+
+def _cluster(name: str | None, clickhouse_url: str | None) -> str | None:
+    if name is None:
+        return None
+    if clickhouse_url is None:
+        raise SettingsError(
+            f"{_env_name('clickhouse_cluster')}={name!r} needs {_env_name('clickhouse_url')}: "
+            "the embedded ClickHouse is one node; unset the cluster or name a server"
+        )
+    return _identifier("clickhouse_cluster", name)
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:
