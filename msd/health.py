@@ -45,11 +45,15 @@ def _postgres_query(settings: Settings, sql: str, params: tuple) -> object:
 
 
 def _clickhouse(settings: Settings) -> None:
-    import clickhouse_connect
     from urllib.parse import urlsplit
+
+    import clickhouse_connect
 
     if settings.clickhouse_url is None:
         raise Unhealthy("MSD_CLICKHOUSE_URL is unset: health probes are for server mode")
+    # The client logs each failed attempt before raising; the one line below says it all.
+    for noisy in ("clickhouse_connect", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     parts = urlsplit(settings.clickhouse_url)
     secure = parts.scheme == "https"
     try:
