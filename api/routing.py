@@ -1,9 +1,12 @@
 """Which store answers which query: the whole routing table of the API in one place.
 
 Workflow state (the alert list, one alert, its history, status changes, new alerts) is read and
-written in PostgreSQL, the source of truth. Aggregates (statistics, trends, top companies) are
-read from ClickHouse's views. Answers from ClickHouse carry the replication watermark they
-reflect: everything committed in PostgreSQL up to it is included.
+written in PostgreSQL, the source of truth. The alert list and its count may read from a
+PostgreSQL read replica (``Services.reader``) and so trail the primary by the replica's delay;
+one alert and its history always read the primary, so that a client sees its own change at once.
+Aggregates (statistics, trends, top companies) are read from ClickHouse's views. Answers from
+ClickHouse carry the replication watermark they reflect: everything committed in PostgreSQL up to
+it is included.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ class Store(Enum):
 
 
 def _list(services: Services, filters: ListFilters, **page: Any) -> list[dict[str, Any]]:
-    return alerts.list_alerts(services.db, filters, **page)
+    return alerts.list_alerts(services.reader, filters, **page)
 
 
 def _count(services: Services, filters: ListFilters) -> int:
-    return alerts.count_alerts(services.db, filters)
+    return alerts.count_alerts(services.reader, filters)
 
 
 def _detail(services: Services, alert_id: str) -> dict[str, Any]:

@@ -22,8 +22,15 @@ class Services:
     db: Database
     store: ClickHouseStore
     replicator: Replicator
+    # A PostgreSQL read replica for the reads that may lag (MSD_DATABASE_REPLICA_URL), if any.
+    replica: Database | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+
+    @property
+    def reader(self) -> Database:
+        """Where lag-tolerant reads go: the replica when there is one, else the primary."""
+        return self.replica if self.replica is not None else self.db
 
     def watermark(self) -> Watermark:
         return self.replicator.watermark()
@@ -50,6 +57,8 @@ class Services:
             self._thread = None
         self.replicator.release()
         self.store.close()
+        if self.replica is not None:
+            self.replica.close()
         self.db.close()
 
 
@@ -80,4 +89,20 @@ def open_services(settings: Settings, *, pool_size: int = 10) -> Services:
         db.close()
         raise
     replicator = Replicator(db, store, batch_size=settings.replication_batch)
-    return Services(settings, db, store, replicator)
+    replica = _open_replica(settings.database_replica_url, pool_size)
+    return Services(settings, db, store, replicator, replica)
+
+
+def _open_replica(url: str | None, pool_size: int) -> Database | None:
+    """The read replica's pool; never migrated here (it follows the primary's schema)."""
+    if url is None:
+        return None
+    from workflow.db import connect
+
+    try:
+        connect(url).close()
+    except SettingsError as error:
+        raise SettingsError(
+            str(error).replace("MSD_DATABASE_URL", "MSD_DATABASE_REPLICA_URL", 1)
+        ) from None
+    return Database(url, max_size=pool_size)

@@ -85,12 +85,25 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Folder of the Parquet snapshots (msd snapshot). Unset: snapshots/ in the data folder.",
     ),
+    Setting(
+        "database_replica_url",
+        None,
+        "PostgreSQL read replica URL for the alert list and its count (they may lag the primary "
+        "by the replica's delay). Unset: every read goes to MSD_DATABASE_URL.",
+    ),
+    Setting(
+        "clickhouse_cluster",
+        None,
+        "ClickHouse cluster name (remote_servers) for the sharded, replicated schema in "
+        "clickhouse/cluster/. Unset: one ClickHouse node.",
+    ),
 )
 
 _URL_SCHEMES = {
     "database_url": ("postgresql", "postgres"),
     "clickhouse_url": ("http", "https", "clickhouse"),
     "redis_url": ("redis", "rediss", "unix"),
+    "database_replica_url": ("postgresql", "postgres"),
 }
 
 
@@ -115,6 +128,8 @@ class Settings:
     rate_limit: tuple[int, int] | None = (3000, 60)
     schedule_file: Path | None = None
     snapshot_dir: Path | None = None
+    database_replica_url: str | None = None
+    clickhouse_cluster: str | None = None
 
     @property
     def embedded_postgres(self) -> bool:
@@ -164,6 +179,8 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         rate_limit=_rate_limit("rate_limit", raw["rate_limit"]),
         schedule_file=_path(raw["schedule_file"]),
         snapshot_dir=_path(raw["snapshot_dir"]),
+        database_replica_url=_replica_url(raw["database_replica_url"], raw["database_url"]),
+        clickhouse_cluster=_cluster(raw["clickhouse_cluster"], raw["clickhouse_url"]),
     )
 
 
@@ -283,6 +300,26 @@ def _identifier(name: str, value: str | None) -> str:
             f"{_env_name(name)}={value!r} must be a plain identifier (letters, digits, _)"
         )
     return value
+
+
+def _replica_url(replica: str | None, primary: str | None) -> str | None:
+    if replica is not None and primary is None:
+        raise SettingsError(
+            f"{_env_name('database_replica_url')} is set but {_env_name('database_url')} is not: "
+            "a read replica needs the PostgreSQL server it replicates; set both or neither"
+        )
+    return replica
+
+
+def _cluster(name: str | None, clickhouse_url: str | None) -> str | None:
+    if name is None:
+        return None
+    if clickhouse_url is None:
+        raise SettingsError(
+            f"{_env_name('clickhouse_cluster')}={name!r} needs {_env_name('clickhouse_url')}: "
+            "the embedded ClickHouse is one node; unset the cluster or name a server"
+        )
+    return _identifier("clickhouse_cluster", name)
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str:

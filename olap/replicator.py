@@ -32,7 +32,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from olap.store import ClickHouseStore
+from olap.store import REPLICATED_TABLES, ClickHouseStore
 from workflow.db import Database
 
 __all__ = ["BatchResult", "Replicator", "Watermark", "read_watermark"]
@@ -228,14 +228,8 @@ class Replicator:
             found[0]["n"],
             row[0],
         )
-        for table in (
-            "alert_changes",
-            "stats_hourly",
-            "company_hourly",
-            "company_names",
-            "replication_batches",
-        ):
-            self.store.command(f"TRUNCATE TABLE {self.store.database}.{table}")
+        for table in REPLICATED_TABLES:
+            self.store.truncate(table)
         with self.db.pool.connection() as conn:
             conn.execute(
                 "UPDATE replication_state SET base_snapshot = '1:1:', target_snapshot = NULL,"

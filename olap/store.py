@@ -28,6 +28,18 @@ __all__ = ["ClickHouseStore", "EmbeddedStore", "ServerStore", "StoreBusyError", 
 logger = logging.getLogger(__name__)
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "clickhouse" / "schema.sql"
+CLUSTER_SCHEMA_FILE = SCHEMA_FILE.parent / "cluster" / "schema.sql"
+
+# The tables the replicator writes and truncates. On a cluster each name is a Distributed table
+# over a per-shard table of the same name plus LOCAL_SUFFIX (clickhouse/cluster/schema.sql).
+REPLICATED_TABLES = (
+    "alert_changes",
+    "stats_hourly",
+    "company_hourly",
+    "company_names",
+    "replication_batches",
+)
+LOCAL_SUFFIX = "_local"
 
 
 class StoreBusyError(RuntimeError):
@@ -46,6 +58,7 @@ class ClickHouseStore(ABC):
     """What the replicator and the query layer need of ClickHouse."""
 
     database: str
+    cluster: str | None = None
 
     @abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -67,12 +80,34 @@ class ClickHouseStore(ABC):
 
     def migrate(self) -> None:
         """Create the database, tables and views if they do not exist."""
-        text = SCHEMA_FILE.read_text(encoding="utf-8").replace("{db}", self.database)
-        for statement in _statements(text):
+        for statement in schema_statements(self.database, self.cluster):
             self.command(statement)
 
+    def truncate(self, table: str) -> None:
+        """Empty one of the replicated tables (on a cluster: its table on every shard)."""
+        if self.cluster is None:
+            self.command(f"TRUNCATE TABLE {self.database}.{table}")
+        else:
+            self.command(
+                f"TRUNCATE TABLE {self.database}.{table}{LOCAL_SUFFIX} ON CLUSTER '{self.cluster}'"
+            )
+
     def drop_database(self) -> None:
-        self.command(f"DROP DATABASE IF EXISTS {self.database} SYNC")
+        on_cluster = f" ON CLUSTER '{self.cluster}'" if self.cluster else ""
+        self.command(f"DROP DATABASE IF EXISTS {self.database}{on_cluster} SYNC")
+
+
+def schema_statements(database: str, cluster: str | None = None) -> list[str]:
+    """The DDL for one node, or for ``cluster`` (sharded, replicated), for ``database``.
+
+    Only ``{db}`` and ``{cluster}`` are filled in here; ``{shard}`` and ``{replica}`` are macros
+    each ClickHouse node fills in from its own configuration.
+    """
+    if cluster is None:
+        text = SCHEMA_FILE.read_text(encoding="utf-8")
+    else:
+        text = CLUSTER_SCHEMA_FILE.read_text(encoding="utf-8").replace("{cluster}", cluster)
+    return _statements(text.replace("{db}", database))
 
 
 def _statements(text: str) -> list[str]:
@@ -249,10 +284,21 @@ def _insert_settings(dedup_token: str | None, rows: int) -> str:
     return ", ".join(parts)
 
 
-class ServerStore(ClickHouseStore):
-    """A ClickHouse server over HTTP through clickhouse-connect."""
+# Arrow in both directions, compressed inside the Arrow stream: the client compresses inserted
+# record batches with LZ4 (``compress="lz4"``) and the server compresses results with this method.
+# HTTP-level compression would compress them again for nothing.
+_QUERY_SETTINGS = {"output_format_arrow_compression_method": "lz4_frame"}
 
-    def __init__(self, url: str, database: str) -> None:
+
+class ServerStore(ClickHouseStore):
+    """A ClickHouse server over HTTP through clickhouse-connect.
+
+    Queries bind their ``{name:Type}`` parameters on the server (sent as ``param_<name>``, never
+    spliced into the SQL). With ``cluster`` set the schema is the sharded, replicated one and the
+    replicator writes through the Distributed tables.
+    """
+
+    def __init__(self, url: str, database: str, *, cluster: str | None = None) -> None:
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import OperationalError
 
@@ -260,6 +306,7 @@ class ServerStore(ClickHouseStore):
         logging.getLogger("urllib3").setLevel(logging.ERROR)
         parts = urlsplit(url)
         self.database = database
+        self.cluster = cluster
         secure = parts.scheme == "https"
         try:
             self._client = clickhouse_connect.get_client(
@@ -282,21 +329,46 @@ class ServerStore(ClickHouseStore):
         self._client.command(sql, parameters=dict(params or {}))
 
     def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        return self._client.query_arrow(sql, parameters=dict(params or {}))
+        return self._client.query_arrow(
+            sql, parameters=dict(params or {}), settings=_QUERY_SETTINGS, use_strings=True
+        )
 
     def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
-        settings: dict[str, Any] = {
-            "max_insert_block_size": max(len(data), 1),
-            "min_insert_block_size_rows": max(len(data), 1),
-            "min_insert_block_size_bytes": 0,
-            "deduplicate_blocks_in_dependent_materialized_views": 1,
-        }
-        if dedup_token is not None:
-            settings |= {"insert_deduplicate": 1, "insert_deduplication_token": dedup_token}
+        settings = server_insert_settings(len(data), dedup_token, cluster=self.cluster is not None)
         self._client.insert_arrow(table, data, database=self.database, settings=settings)
 
     def close(self) -> None:
         self._client.close()
+
+
+def server_insert_settings(
+    rows: int, dedup_token: str | None, *, cluster: bool = False
+) -> dict[str, Any]:
+    """The settings of a replication insert into a ClickHouse server.
+
+    ``async_insert`` is off although servers now default to it: a batch is already one large
+    block, so buffering it with others gains nothing, and the replicator needs what only a
+    synchronous insert promises: when the call returns, the batch is in the table and in every
+    view, deduplicated as a whole by its token (async inserts may be flushed with other inserts'
+    rows, and on older servers skip deduplication unless async_insert_deduplicate is set).
+    On a cluster, ``distributed_foreground_insert`` makes the Distributed table hand each shard its
+    rows before returning (otherwise they wait in a local queue, and the watermark would run
+    ahead of what the shards hold), and ``insert_quorum='auto'`` waits for a majority of each
+    shard's replicas, so a query on any replica that took part sees what the watermark promises.
+    """
+    block = max(rows, 1)
+    settings: dict[str, Any] = {
+        "async_insert": 0,
+        "max_insert_block_size": block,
+        "min_insert_block_size_rows": block,
+        "min_insert_block_size_bytes": 0,
+        "deduplicate_blocks_in_dependent_materialized_views": 1,
+    }
+    if dedup_token is not None:
+        settings |= {"insert_deduplicate": 1, "insert_deduplication_token": dedup_token}
+    if cluster:
+        settings |= {"distributed_foreground_insert": 1, "insert_quorum": "auto"}
+    return settings
 
 
 def open_store(settings: Settings, database: str | None = None) -> ClickHouseStore:
@@ -305,6 +377,6 @@ def open_store(settings: Settings, database: str | None = None) -> ClickHouseSto
     if settings.clickhouse_url is None:
         store: ClickHouseStore = EmbeddedStore(settings.data_dir / "clickhouse", database)
     else:
-        store = ServerStore(settings.clickhouse_url, database)
+        store = ServerStore(settings.clickhouse_url, database, cluster=settings.clickhouse_cluster)
     store.migrate()
     return store

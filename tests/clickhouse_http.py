@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -20,7 +22,7 @@ import pyarrow as pa
 
 from olap.store import EmbeddedStore
 
-__all__ = ["ClickHouseHTTPStandIn", "serve_clickhouse_http"]
+__all__ = ["ClickHouseHTTPStandIn", "Exchange", "serve_clickhouse_http"]
 
 # URL parameters that are part of the HTTP protocol, not ClickHouse settings.
 _PROTOCOL_PARAMS = {
@@ -57,6 +59,41 @@ _INSERT = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _ARROW_INPUT_FORMATS = {"arrow", "arrowstream"}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request as the client sent it and the size of the answer, for tests of the wire."""
+
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    answer_bytes: int
+
+
+class _Recorder:
+    """Keeps the exchanges of the requests answered while a test records."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._logs: list[list[Exchange]] = []
+
+    def add(self, exchange: Exchange) -> None:
+        with self._lock:
+            for log in self._logs:
+                log.append(exchange)
+
+    @contextmanager
+    def recording(self) -> Iterator[list[Exchange]]:
+        log: list[Exchange] = []
+        with self._lock:
+            self._logs.append(log)
+        try:
+            yield log
+        finally:
+            with self._lock:
+                self._logs.remove(log)
 
 
 class ClickHouseError(Exception):
@@ -187,10 +224,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, b"Ok.\n")
             return
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        body = self._body()
         try:
-            self._reply(200, execute(query, self._body()))
+            status, answer, code = 200, execute(query, body), None
         except Exception as error:  # every failure must reach the client as a server error
-            self._reply(500, _error_text(error).encode(), _error_code(error))
+            status, answer, code = 500, _error_text(error).encode(), _error_code(error)
+        # Recorded before answering, so that a test finds it as soon as its call returns.
+        recorder: _Recorder = self.server.recorder  # type: ignore[attr-defined]
+        recorder.add(Exchange(query, dict(self.headers.items()), body, status, len(answer)))
+        self._reply(status, answer, code)
 
     def _sized(self) -> bool:
         return bool(self.headers.get("Content-Length") or self.headers.get("Transfer-Encoding"))
@@ -239,12 +281,17 @@ class ClickHouseHTTPStandIn:
     def __init__(self) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
+        self._server.recorder = _Recorder()  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def recording(self) -> Any:
+        """``with server.recording() as log:`` collects every exchange answered in the block."""
+        return self._server.recorder.recording()  # type: ignore[attr-defined]
 
     def start(self) -> ClickHouseHTTPStandIn:
         self._thread.start()
