@@ -1,0 +1,50 @@
+"""Request limits shared by API processes through the real Redis, and per process without it."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+from api.cache import AnswerCache
+from api.metrics import Metrics
+from api.ratelimit import RateLimiter
+
+SHARED_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_sharing_redis_share_one_limit() -> None:
+    prefix = f"msd-test-{uuid.uuid4().hex[:8]}:"
+    first_cache = AnswerCache(SHARED_REDIS, Metrics(), prefix=prefix)
+    second_cache = AnswerCache(SHARED_REDIS, Metrics(), prefix=prefix)
+    first = RateLimiter((5, 60), first_cache.count)
+    second = RateLimiter((5, 60), second_cache.count)
+
+    answers = [(first if n % 2 else second).spend("token:1") for n in range(6)]
+
+    assert answers[:5] == [None] * 5 and answers[5] is not None and 1 <= answers[5] <= 60
+    assert first.spend("token:2") is None, "another token has its own count"
+    first_cache.close()
+    second_cache.close()
+
+
+def test_without_redis_each_process_still_limits_on_its_own() -> None:
+    cache = AnswerCache(f"redis://127.0.0.1:{_closed_port()}/0", Metrics())
+    limiter = RateLimiter((3, 60), cache.count)
+
+    answers = [limiter.spend("token:1") for _ in range(4)]
+
+    assert answers[:3] == [None] * 3 and answers[3] is not None
+    assert cache.degraded
+    cache.close()
+
+
+def test_no_limit_lets_everything_through() -> None:
+    limiter = RateLimiter(None)
+
+    assert all(limiter.spend("token:1") is None for _ in range(10_000))
