@@ -156,6 +156,10 @@ def _http_error(request: Request, error: HTTPException) -> Response[bytes]:
     if isinstance(error, NotFoundException) and detail in ("Not Found", ""):
         detail = f"no such endpoint or resource: {request.url.path}"
         errors = [{"path": request.url.path, "message": detail}]
+    elif status == 413:
+        limit = request.app.request_max_body_size or 0
+        detail = f"the request body is over the limit of {limit:,} bytes; send less per request"
+        errors = [{"field": "body", "message": detail}]
     elif status == 400 and ("json" in detail.lower() or "body" in detail.lower()):
         errors = [{"field": "body", "message": f"the request body is not valid JSON: {detail}"}]
     return problem_response(status, detail, errors=errors, headers=dict(error.headers or {}))
