@@ -56,6 +56,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replication_batch", "50000", "Most events the replicator moves in one batch."),
     Setting("replication_interval", "0.5", "Seconds the replicator waits between idle polls."),
     Setting("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "clickhouse_timeout_seconds",
+        "30",
+        "Most seconds one ClickHouse server call may take; past it the call counts as ClickHouse "
+        "being down (aggregates answer 503 or a stale copy).",
+    ),
+    Setting(
+        "database_timeout_seconds",
+        "5",
+        "Most seconds a request waits for a PostgreSQL connection; past it the API answers 503.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -80,6 +91,8 @@ class Settings:
     replication_batch: int = 50000
     replication_interval: float = 0.5
     log_level: str = "INFO"
+    clickhouse_timeout_seconds: float = 30.0
+    database_timeout_seconds: float = 5.0
 
     @property
     def embedded_postgres(self) -> bool:
@@ -123,6 +136,12 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         replication_batch=_int("replication_batch", raw["replication_batch"], 1, 1_000_000),
         replication_interval=_float("replication_interval", raw["replication_interval"], 0.01, 60),
         log_level=_choice("log_level", raw["log_level"], ("DEBUG", "INFO", "WARNING", "ERROR")),
+        clickhouse_timeout_seconds=_float(
+            "clickhouse_timeout_seconds", raw["clickhouse_timeout_seconds"], 0.1, 3600
+        ),
+        database_timeout_seconds=_float(
+            "database_timeout_seconds", raw["database_timeout_seconds"], 0.1, 600
+        ),
     )
 
 

@@ -23,7 +23,14 @@ import pyarrow as pa
 
 from msd.settings import Settings, SettingsError, mask_url
 
-__all__ = ["ClickHouseStore", "EmbeddedStore", "ServerStore", "StoreBusyError", "open_store"]
+__all__ = [
+    "ClickHouseStore",
+    "EmbeddedStore",
+    "ServerStore",
+    "StoreBusyError",
+    "StoreUnavailableError",
+    "open_store",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +46,11 @@ class StoreBusyError(RuntimeError):
 
 
 class StoreUnavailableError(RuntimeError):
-    """The ClickHouse server did not answer."""
+    """ClickHouse did not answer (refused, timed out, or its handle is closed): retry later.
+
+    Only this error means "the store is down"; a query ClickHouse answered with an error is not
+    one, so the API can answer 503 for the first and keep bugs visible for the second.
+    """
 
 
 class ClickHouseStore(ABC):
@@ -186,6 +197,8 @@ class EmbeddedStore(ClickHouseStore):
             f"SELECT {columns} FROM Python(msd_insert_block)"
         )
         with EmbeddedStore._lock:
+            if EmbeddedStore._session is None:
+                raise StoreUnavailableError("the embedded ClickHouse session is closed")
             # chdb's Python() table function finds the table by name among the caller's locals.
             msd_insert_block = data  # noqa: F841
             EmbeddedStore._session.query(sql, "CSV")
@@ -250,16 +263,25 @@ def _insert_settings(dedup_token: str | None, rows: int) -> str:
 
 
 class ServerStore(ClickHouseStore):
-    """A ClickHouse server over HTTP through clickhouse-connect."""
+    """A ClickHouse server over HTTP through clickhouse-connect.
 
-    def __init__(self, url: str, database: str) -> None:
+    Every call is bounded by ``timeout`` seconds (connecting by at most 5 of them), so a server
+    that hangs fails the call instead of holding it; a server that refuses, resets or times out
+    raises ``StoreUnavailableError``.
+    """
+
+    def __init__(self, url: str, database: str, *, timeout: float = 30.0) -> None:
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import OperationalError
 
-        # The client logs each failed connection attempt before raising; the error says it all.
+        # The client logs each failed connection attempt before raising; the error says it all,
+        # and during an outage that would be one log line per query.
         logging.getLogger("urllib3").setLevel(logging.ERROR)
+        logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
+        self._unavailable = OperationalError
         parts = urlsplit(url)
         self.database = database
+        self.timeout = timeout
         secure = parts.scheme == "https"
         try:
             self._client = clickhouse_connect.get_client(
@@ -269,8 +291,8 @@ class ServerStore(ClickHouseStore):
                 password=parts.password or "",
                 secure=secure,
                 compress="lz4",
-                connect_timeout=10,
-                send_receive_timeout=60,
+                connect_timeout=min(timeout, 5.0),
+                send_receive_timeout=timeout,
                 autogenerate_session_id=False,
             )
         except OperationalError as error:
@@ -278,11 +300,19 @@ class ServerStore(ClickHouseStore):
                 f"cannot reach ClickHouse at MSD_CLICKHOUSE_URL={mask_url(url)}: {error}"
             ) from None
 
+    def _call(self, run: Any) -> Any:
+        try:
+            return run()
+        except self._unavailable as error:
+            raise StoreUnavailableError(
+                f"the ClickHouse server did not answer within {self.timeout:g}s: {_cause(error)}"
+            ) from error
+
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._client.command(sql, parameters=dict(params or {}))
+        self._call(lambda: self._client.command(sql, parameters=dict(params or {})))
 
     def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        return self._client.query_arrow(sql, parameters=dict(params or {}))
+        return self._call(lambda: self._client.query_arrow(sql, parameters=dict(params or {})))
 
     def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
         settings: dict[str, Any] = {
@@ -293,10 +323,22 @@ class ServerStore(ClickHouseStore):
         }
         if dedup_token is not None:
             settings |= {"insert_deduplicate": 1, "insert_deduplication_token": dedup_token}
-        self._client.insert_arrow(table, data, database=self.database, settings=settings)
+        self._call(
+            lambda: self._client.insert_arrow(
+                table, data, database=self.database, settings=settings
+            )
+        )
 
     def close(self) -> None:
         self._client.close()
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost reason (refused, timed out), not the client's wrapper text."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:300]
 
 
 def open_store(settings: Settings, database: str | None = None) -> ClickHouseStore:
@@ -305,6 +347,8 @@ def open_store(settings: Settings, database: str | None = None) -> ClickHouseSto
     if settings.clickhouse_url is None:
         store: ClickHouseStore = EmbeddedStore(settings.data_dir / "clickhouse", database)
     else:
-        store = ServerStore(settings.clickhouse_url, database)
+        store = ServerStore(
+            settings.clickhouse_url, database, timeout=settings.clickhouse_timeout_seconds
+        )
     store.migrate()
     return store

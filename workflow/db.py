@@ -49,9 +49,17 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
 
 
 class Database:
-    """A connection pool to one PostgreSQL database, schema migrated."""
+    """A connection pool to one PostgreSQL database, schema migrated.
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    Surviving a PostgreSQL restart: each connection is checked as it leaves the pool, so one
+    the restart broke is replaced instead of handed out, and the pool reconnects by itself. A
+    caller waits at most ``timeout`` seconds for a connection, then gets ``PoolTimeout`` (a
+    ``psycopg.OperationalError``, as is a connection lost mid-query), which the API answers 503.
+    """
+
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
+    ) -> None:
         self.url = url
         connect(url).close()
         self.pool = ConnectionPool(
@@ -61,6 +69,7 @@ class Database:
             kwargs={"autocommit": False},
             open=True,
             check=ConnectionPool.check_connection,
+            timeout=timeout,
             name="workflow",
         )
 
@@ -101,7 +110,7 @@ def attributed(
 def open_pool(settings: Settings, *, max_size: int = 10) -> Database:
     url = database_url(settings)
     apply_migrations(url)
-    return Database(url, max_size=max_size)
+    return Database(url, max_size=max_size, timeout=settings.database_timeout_seconds)
 
 
 def _migration_files() -> list[tuple[str, str]]:
