@@ -43,7 +43,7 @@ def health(state: State) -> Health:
     except Exception as error:
         logger.warning("health: ClickHouse did not answer: %s", error)
         reasons["clickhouse"] = _reason(error)
-    if state.cache.degraded:
+    if not state.cache.probe():
         reasons["cache"] = "Redis is not answering; answers are computed uncached"
     status = "unhealthy" if "postgres" in reasons else "degraded" if reasons else "ok"
     return Health(

@@ -131,6 +131,11 @@ class AnswerCache:
         """True while Redis is configured but not answering."""
         return self._redis is not None and self._redis_down_since is not None
 
+    def probe(self) -> bool:
+        """Ping Redis (at most once a second during an outage); True unless it is degraded."""
+        self._remote(lambda r: r.ping())
+        return not self.degraded
+
     def get_or_compute(self, key: str, ttl: float, compute: Callable[[], bytes]) -> CacheResult:
         body = self._local.get(key) or self._remote_get(key)
         if body is not None:

@@ -128,7 +128,7 @@ def run_outage(
         seen["respelled"] = _seen(client.get(RESPELLED))
         seen["unasked"] = _seen(client.get(UNASKED))
         seen["health_during"] = client.get("/health").json()
-        time.sleep(3.0)  # several replication retries against the missing store
+        time.sleep(2.5)  # several replication retries against the missing store
         seen["events_waiting"] = event_count(services.db) - services.watermark().events
         seen["watermark_during"] = services.watermark().header()
 

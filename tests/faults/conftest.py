@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -149,12 +150,19 @@ class PrivatePostgres:
 
 
 @pytest.fixture(scope="module")
-def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres(tmp_path_factory.mktemp("private-postgres"))
-    yield server
-    from workflow.embedded import stop_embedded_postgres
+def private_postgres() -> Iterator[PrivatePostgres]:
+    # Not under pytest's temporary folder: a concurrent pytest run may close that folder's
+    # permissions again, and PostgreSQL runs as another user that must reach its data.
+    folder = Path(tempfile.mkdtemp(prefix="msd-fault-postgres-"))
+    folder.chmod(0o755)
+    server = PrivatePostgres(folder)
+    try:
+        yield server
+    finally:
+        from workflow.embedded import stop_embedded_postgres
 
-    stop_embedded_postgres(server.folder)
+        stop_embedded_postgres(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def free_port() -> int:
