@@ -9,6 +9,7 @@ from typing import Iterator
 
 import psycopg
 from psycopg_pool import ConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
 
 from msd.settings import Settings, SettingsError, mask_url
 
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Serialises migrations between processes that start at the same time.
 _MIGRATION_LOCK = 7_201_000_001
+# Most seconds between the pool's attempts to reconnect while PostgreSQL is away.
+MAX_RECONNECT_DELAY = 1.0
 
 
 def database_url(settings: Settings) -> str:
@@ -48,6 +51,26 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
         ) from None
 
 
+class _CappedBackoff(AttemptWithBackoff):
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, MAX_RECONNECT_DELAY)
+
+
+class _Pool(ConnectionPool):
+    """psycopg's pool, reconnecting at least every second while PostgreSQL is away.
+
+    Its own backoff doubles without bound (1, 2, 4, 8 s...), so after an outage of a minute the
+    first requests would time out long after PostgreSQL was back. ``_add_connection`` is the
+    pool's (psycopg-pool 3.3, pinned) one place where a reconnection attempt starts.
+    """
+
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        if attempt is None:
+            attempt = _CappedBackoff(timeout=self.reconnect_timeout)
+        super()._add_connection(attempt, growing)
+
+
 class Database:
     """A connection pool to one PostgreSQL database, schema migrated.
 
@@ -62,7 +85,10 @@ class Database:
     ) -> None:
         self.url = url
         connect(url).close()
-        self.pool = ConnectionPool(
+        # The pool logs every failed reconnection; during an outage /health, the replicator's
+        # one line and each refused request's 503 say it already.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        self.pool = _Pool(
             url,
             min_size=min_size,
             max_size=max_size,
