@@ -161,7 +161,7 @@ class AnswerCache:
             return
         now = time.monotonic()
         if now - self._last_store_probe < PROBE_EVERY:
-            raise self._store_down
+            raise StoreUnavailableError(str(self._store_down))
         self._last_store_probe = now
 
     def _last_answer_or_raise(self, key: str, error: StoreUnavailableError) -> CacheResult:
