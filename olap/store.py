@@ -305,7 +305,8 @@ class ServerStore(ClickHouseStore):
             return run()
         except self._unavailable as error:
             raise StoreUnavailableError(
-                f"the ClickHouse server did not answer within {self.timeout:g}s: {_cause(error)}"
+                f"the ClickHouse server did not answer ({_cause(error)}; each call may take "
+                f"{self.timeout:g}s at most)"
             ) from error
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
