@@ -3,7 +3,9 @@
 Each takes the list filters (severity, status, region) and a window: ``days`` back from today
 (default 30, as the replaced dashboard had) or ``since``/``until``, with day boundaries in ``tz``
 (default the server's MSD_TIMEZONE, UTC unless set). Responses carry the replication watermark
-in ``X-Replication-Watermark`` and say in ``X-Cache`` whether the cache had the answer.
+in ``X-Replication-Watermark`` and say in ``X-Cache`` whether the cache had the answer. With
+ClickHouse down, the cache answers the question's last answer marked ``X-Cache: stale`` (its
+watermark in ``X-Replication-Watermark``), or the error handler answers 503.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import msgspec
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 
+from api.cache import answer_key
 from api.params import (
     AGGREGATE_PARAMETERS,
     DaysParam,
@@ -56,22 +59,24 @@ def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]
 
     # Read the watermark first: the answer then holds at least everything it names.
     watermark = services.watermark()
-    key = _cache_key(name, window, filters, watermark.position)
+    key = _cache_key(name, window, filters, watermark.header())
     cached = state.cache.get_or_compute(
         key,
         TTL_SECONDS[name],
         lambda: msgspec.json.encode(encode(answer(name, services, window, filters))),
     )
     headers = {
-        WATERMARK_HEADER: watermark.header(),
         "X-Window": f"{window.first_day}/{window.last_day};tz={window.zone}",
-        "X-Cache": "hit" if cached.hit else "miss",
+        **cached.headers(watermark.header()),
     }
     return Response(cached.body, media_type=MediaType.JSON, headers=headers)
 
 
-def _cache_key(name: str, window: Window, filters: Filters, position: str) -> str:
-    """Equal for equal questions whatever the parameters' order or spelling; distinct otherwise."""
+def _cache_key(name: str, window: Window, filters: Filters, watermark: str) -> str:
+    """Equal for equal questions whatever the parameters' order or spelling; distinct otherwise.
+
+    The watermark stays readable after the ``@``: a stale answer says which one it reflects.
+    """
     normal = "|".join(
         [
             name,
@@ -83,10 +88,9 @@ def _cache_key(name: str, window: Window, filters: Filters, position: str) -> st
             ",".join(sorted(filters.severity)),
             ",".join(sorted(filters.status)),
             ",".join(sorted(filters.region)),
-            position,
         ]
     )
-    return f"{name}:{hashlib.sha256(normal.encode()).hexdigest()[:32]}"
+    return answer_key(f"{name}:{hashlib.sha256(normal.encode()).hexdigest()[:32]}", watermark)
 
 
 def _statistics_body(stats: Any) -> StatisticsOut:

@@ -35,27 +35,35 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 @get("/health", sync_to_thread=True, opt={"public": True}, summary="Whether both stores answer")
 def health(state: State) -> Health:
     services: Services = state.services
-    postgres = clickhouse = "ok"
+    reasons: dict[str, str] = {}
     try:
         watermark = services.watermark()
     except Exception as error:  # health reports the failure instead of failing itself
         logger.warning("health: PostgreSQL did not answer: %s", error)
-        postgres, watermark = "unavailable", None
+        reasons["postgres"] = _reason(error)
+        watermark = None
     try:
         services.store.query_rows("SELECT 1 AS ok")
     except Exception as error:
         logger.warning("health: ClickHouse did not answer: %s", error)
-        clickhouse = "unavailable"
-    cache = "degraded" if state.cache.degraded else "ok"
-    status = "ok" if postgres == clickhouse == cache == "ok" else "degraded"
+        reasons["clickhouse"] = _reason(error)
+    if not state.cache.probe():
+        reasons["cache"] = "Redis is not answering; answers are computed uncached"
+    status = "unhealthy" if "postgres" in reasons else "degraded" if reasons else "ok"
     return Health(
         status=status,
-        postgres=postgres,
-        clickhouse=clickhouse,
-        cache=cache,
+        postgres="unavailable" if "postgres" in reasons else "ok",
+        clickhouse="unavailable" if "clickhouse" in reasons else "ok",
+        cache="degraded" if "cache" in reasons else "ok",
         watermark=watermark.position if watermark else "unknown",
         replicated_events=watermark.events if watermark else 0,
+        reasons=reasons,
     )
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}"[:300]
 
 
 @get(

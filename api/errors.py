@@ -2,6 +2,11 @@
 
 Every error names what was wrong and, where there is one, the offending parameter or field.
 Database errors never reach the client with SQL text or server detail: the log keeps those.
+
+A store that is down is a 503 with ``Retry-After``, mapped here and nowhere else: ClickHouse's
+``StoreUnavailableError`` (refused, timed out, closed) and PostgreSQL's ``OperationalError``
+(connection lost mid-request, no connection within MSD_DATABASE_TIMEOUT_SECONDS, server
+shutting down). Whatever route meets one, the client is told to retry, never given a 500.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from olap.store import StoreUnavailableError
+
 __all__ = [
     "ApiError",
     "Problem",
@@ -27,6 +34,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Seconds a client is asked to wait before retrying while a store is down.
+RETRY_AFTER_SECONDS = 5
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -209,9 +218,38 @@ def document_problems(handlers: list[Any]) -> list[Any]:
     return handlers
 
 
+def _clickhouse_down(request: Request, error: StoreUnavailableError) -> Response[bytes]:
+    logger.warning("%s %s: ClickHouse unavailable: %s", request.method, request.url.path, error)
+    return _unavailable(
+        "ClickHouse (the aggregate store) is unavailable and no earlier answer to this question "
+        "is cached; the workflow endpoints still work",
+        "clickhouse",
+    )
+
+
+def _postgres_down(request: Request, error: psycopg.OperationalError) -> Response[bytes]:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    logger.warning("%s %s: PostgreSQL unavailable: %s", request.method, request.url.path, reason)
+    return _unavailable(
+        "database unavailable (PostgreSQL did not answer), retry",
+        "postgresql",
+    )
+
+
+def _unavailable(detail: str, store: str) -> Response[bytes]:
+    return problem_response(
+        503,
+        f"{detail}; retry in {RETRY_AFTER_SECONDS} s",
+        errors=[{"store": store, "message": f"{store} unavailable"}],
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 exception_handlers = {
     ApiError: _api_error,
     psycopg.DataError: _data_error,
+    StoreUnavailableError: _clickhouse_down,
+    psycopg.OperationalError: _postgres_down,
     ValidationException: _validation_error,
     HTTPException: _http_error,
     Exception: _unexpected,

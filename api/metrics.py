@@ -12,6 +12,7 @@ _HELP = {
     "cache_misses": "Aggregate answers computed because the cache lacked them.",
     "cache_errors": "Redis calls that failed or timed out (the answer was computed instead).",
     "cache_compute_seconds": "Seconds spent computing aggregate answers on misses.",
+    "cache_stale": "Stale aggregate answers served because ClickHouse did not answer.",
 }
 
 

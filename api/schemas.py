@@ -115,9 +115,13 @@ class HistoryEntry(msgspec.Struct):
 
 
 class Health(msgspec.Struct):
+    """``status``: ok; degraded (ClickHouse or Redis down: workflow still served); unhealthy
+    (PostgreSQL down: nothing is). ``reasons`` says, per part that is down, what failed."""
+
     status: str
     postgres: str
     clickhouse: str
     cache: str
     watermark: str
     replicated_events: int
+    reasons: dict[str, str] = {}

@@ -66,14 +66,20 @@ class BatchQueue:
             await self._started()
 
     async def _enqueue(self, broker: AsyncBroker, task: BatchTask) -> None:
+        from taskiq.exceptions import SendTaskError
+
         from jobs.broker import TASK_NAME
 
         try:
             await broker.find_task(TASK_NAME).kiq(task.task_id)  # type: ignore[union-attr]
-        except (RedisError, OSError) as error:
+        except (RedisError, OSError, SendTaskError) as error:
+            # A broker that started before Redis went away reports it as SendTaskError.
+            reason = (
+                error.__cause__ if isinstance(error, SendTaskError) and error.__cause__ else error
+            )
             await asyncio.to_thread(task_state.delete_task, self.db, task.task_id)
-            logger.error("task %s not queued, Redis refused it: %s", task.task_id, error)
-            raise QueueUnavailable(f"the task queue (Redis) did not take the batch: {error}")
+            logger.error("task %s not queued, Redis refused it: %s", task.task_id, reason)
+            raise QueueUnavailable(f"the task queue (Redis) did not take the batch: {reason}")
         logger.info(
             "task %s queued: %s over %d alerts", task.task_id, task.request["action"], task.total
         )

@@ -124,7 +124,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 def _replicate_now_if_possible(settings: Settings) -> None:
     """Replicate what was just written, unless a running replicator will (say which)."""
     from msd.runtime import open_services
-    from olap.store import StoreBusyError
+    from olap.store import StoreBusyError, StoreUnavailableError
 
     try:
         services = open_services(settings, pool_size=2)
@@ -137,6 +137,8 @@ def _replicate_now_if_possible(settings: Settings) -> None:
             return
         moved = services.replicator.drain()
         print(f"replicated {moved} change events to ClickHouse")
+    except StoreUnavailableError as error:
+        print(f"not replicated yet: {error}; the changes wait in PostgreSQL for a replicator")
     finally:
         services.close()
 
@@ -388,9 +390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        from olap.store import StoreBusyError
+        from olap.store import StoreBusyError, StoreUnavailableError
 
-        if isinstance(error, StoreBusyError):
+        if isinstance(error, (StoreBusyError, StoreUnavailableError)):
             print(f"msd: error: {error}", file=sys.stderr)
             return 2
         raise

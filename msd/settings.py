@@ -97,6 +97,17 @@ SETTINGS: tuple[Setting, ...] = (
         "ClickHouse cluster name (remote_servers) for the sharded, replicated schema in "
         "clickhouse/cluster/. Unset: one ClickHouse node.",
     ),
+    Setting(
+        "clickhouse_timeout_seconds",
+        "30",
+        "Most seconds one ClickHouse server call may take; past it the call counts as ClickHouse "
+        "being down (aggregates answer 503 or a stale copy).",
+    ),
+    Setting(
+        "database_timeout_seconds",
+        "5",
+        "Most seconds a request waits for a PostgreSQL connection; past it the API answers 503.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -130,6 +141,8 @@ class Settings:
     snapshot_dir: Path | None = None
     database_replica_url: str | None = None
     clickhouse_cluster: str | None = None
+    clickhouse_timeout_seconds: float = 30.0
+    database_timeout_seconds: float = 5.0
 
     @property
     def embedded_postgres(self) -> bool:
@@ -181,6 +194,12 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         snapshot_dir=_path(raw["snapshot_dir"]),
         database_replica_url=_replica_url(raw["database_replica_url"], raw["database_url"]),
         clickhouse_cluster=_cluster(raw["clickhouse_cluster"], raw["clickhouse_url"]),
+        clickhouse_timeout_seconds=_float(
+            "clickhouse_timeout_seconds", raw["clickhouse_timeout_seconds"], 0.1, 3600
+        ),
+        database_timeout_seconds=_float(
+            "database_timeout_seconds", raw["database_timeout_seconds"], 0.1, 600
+        ),
     )
 
 

@@ -16,6 +16,10 @@ token; ClickHouse drops whatever part of it had already landed, in the table and
 
 Cancelling. An update becomes a -1 row with the old state and a +1 row with the new one, a delete a
 -1 row, so every sum in the views stays exact whatever the order of merges.
+
+Outages. ``run_forever`` outlives both stores: while ClickHouse is down the planned batch waits
+in PostgreSQL and is replayed (same token) when it answers; while PostgreSQL is down the loop
+reconnects. Each outage is logged once when it starts and once when it ends, not per retry.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from olap.store import REPLICATED_TABLES, ClickHouseStore
+from olap.store import REPLICATED_TABLES, ClickHouseStore, StoreUnavailableError
 from workflow.db import Database
 
 __all__ = ["BatchResult", "Replicator", "Watermark", "read_watermark"]
@@ -194,6 +198,7 @@ class Replicator:
         self.batch_size = batch_size
         self.target = store.database
         self._lock_conn: psycopg.Connection | None = None
+        self._outages = _Outages()
         with db.pool.connection() as conn:
             conn.execute(
                 "INSERT INTO replication_state (target) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -251,7 +256,7 @@ class Replicator:
         """Become the one replicator for this target; False when another one is and not waiting."""
         if self._lock_conn is not None:
             return True
-        conn = psycopg.connect(self.db.url, autocommit=True)
+        conn = psycopg.connect(self.db.url, autocommit=True, connect_timeout=10)
         sql = (
             "SELECT pg_advisory_lock(hashtext(%s))"
             if wait
@@ -286,6 +291,7 @@ class Replicator:
         self._step_done("inserted")
 
         self._record_in_clickhouse(token, upper, table, events, last_change)
+        self._outages.ended("clickhouse")
         self._step_done("recorded")
 
         self._mark_applied(upper, events, table, last_change)
@@ -326,10 +332,7 @@ class Replicator:
                 if self._wait_for_turn(stop, interval):
                     self._follow_events(stop, interval)
             except psycopg.OperationalError as error:
-                logger.warning(
-                    "replication lost PostgreSQL (%s); reconnecting in 2s",
-                    str(error).strip().splitlines()[0] if str(error) else error,
-                )
+                self._outages.began("postgres", error, "reconnecting every 2s")
                 self.release()
                 stop.wait(2.0)
         self.release()
@@ -348,8 +351,9 @@ class Replicator:
         return False
 
     def _follow_events(self, stop: threading.Event, interval: float) -> None:
-        with psycopg.connect(self.db.url, autocommit=True) as listener:
+        with psycopg.connect(self.db.url, autocommit=True, connect_timeout=10) as listener:
             listener.execute("LISTEN msd_alert_events")
+            self._outages.ended("postgres")
             while not stop.is_set():
                 self._check_lock()
                 self._drain_logging_errors()
@@ -364,7 +368,12 @@ class Replicator:
     def _drain_logging_errors(self) -> None:
         try:
             self.drain()
-        except Exception:  # the loop must outlive a store outage; the batch is replayed later
+        except psycopg.OperationalError:
+            raise  # PostgreSQL is away: run_forever reconnects
+        except StoreUnavailableError as error:
+            self._outages.began("clickhouse", error, "the planned batch waits in PostgreSQL")
+            time.sleep(1.0)
+        except Exception:  # the loop must outlive a failed batch; the batch is replayed later
             logger.exception("replication batch failed; it will be retried")
             time.sleep(1.0)
 
@@ -488,6 +497,34 @@ class Replicator:
                 (events, last_event, last_change, self.target, upper.tx, upper.event),
             )
             conn.commit()
+
+
+class _Outages:
+    """Which store is down since when, so that each outage is logged when it starts and ends."""
+
+    _NAMES = {"postgres": "PostgreSQL", "clickhouse": "ClickHouse"}
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def began(self, store: str, error: Exception, doing: str) -> None:
+        if store in self._since:
+            logger.debug("%s still unavailable: %s", self._NAMES[store], error)
+            return
+        self._since[store] = time.monotonic()
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        logger.warning(
+            "replication paused: %s is unavailable (%s); %s", self._NAMES[store], reason, doing
+        )
+
+    def ended(self, store: str) -> None:
+        since = self._since.pop(store, None)
+        if since is not None:
+            logger.warning(
+                "replication resumed: %s answers again after %.1fs",
+                self._NAMES[store],
+                time.monotonic() - since,
+            )
 
 
 def _current_snapshot(conn: psycopg.Connection) -> str:

@@ -23,7 +23,14 @@ import pyarrow as pa
 
 from msd.settings import Settings, SettingsError, mask_url
 
-__all__ = ["ClickHouseStore", "EmbeddedStore", "ServerStore", "StoreBusyError", "open_store"]
+__all__ = [
+    "ClickHouseStore",
+    "EmbeddedStore",
+    "ServerStore",
+    "StoreBusyError",
+    "StoreUnavailableError",
+    "open_store",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +58,11 @@ class StoreBusyError(RuntimeError):
 
 
 class StoreUnavailableError(RuntimeError):
-    """The ClickHouse server did not answer."""
+    """ClickHouse did not answer (refused, timed out, or its handle is closed): retry later.
+
+    Only this error means "the store is down"; a query ClickHouse answered with an error is not
+    one, so the API can answer 503 for the first and keep bugs visible for the second.
+    """
 
 
 class ClickHouseStore(ABC):
@@ -221,6 +232,8 @@ class EmbeddedStore(ClickHouseStore):
             f"SELECT {columns} FROM Python(msd_insert_block)"
         )
         with EmbeddedStore._lock:
+            if EmbeddedStore._session is None:
+                raise StoreUnavailableError("the embedded ClickHouse session is closed")
             # chdb's Python() table function finds the table by name among the caller's locals.
             msd_insert_block = data  # noqa: F841
             EmbeddedStore._session.query(sql, "CSV")
@@ -296,17 +309,27 @@ class ServerStore(ClickHouseStore):
     Queries bind their ``{name:Type}`` parameters on the server (sent as ``param_<name>``, never
     spliced into the SQL). With ``cluster`` set the schema is the sharded, replicated one and the
     replicator writes through the Distributed tables.
+
+    Every call is bounded by ``timeout`` seconds (connecting by at most 5 of them), so a server
+    that hangs fails the call instead of holding it; a server that refuses, resets or times out
+    raises ``StoreUnavailableError``.
     """
 
-    def __init__(self, url: str, database: str, *, cluster: str | None = None) -> None:
+    def __init__(
+        self, url: str, database: str, *, cluster: str | None = None, timeout: float = 30.0
+    ) -> None:
         import clickhouse_connect
         from clickhouse_connect.driver.exceptions import OperationalError
 
-        # The client logs each failed connection attempt before raising; the error says it all.
+        # The client logs each failed connection attempt before raising; the error says it all,
+        # and during an outage that would be one log line per query.
         logging.getLogger("urllib3").setLevel(logging.ERROR)
+        logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
+        self._unavailable = OperationalError
         parts = urlsplit(url)
         self.database = database
         self.cluster = cluster
+        self.timeout = timeout
         secure = parts.scheme == "https"
         try:
             self._client = clickhouse_connect.get_client(
@@ -316,8 +339,8 @@ class ServerStore(ClickHouseStore):
                 password=parts.password or "",
                 secure=secure,
                 compress="lz4",
-                connect_timeout=10,
-                send_receive_timeout=60,
+                connect_timeout=min(timeout, 5.0),
+                send_receive_timeout=timeout,
                 autogenerate_session_id=False,
             )
         except OperationalError as error:
@@ -325,17 +348,32 @@ class ServerStore(ClickHouseStore):
                 f"cannot reach ClickHouse at MSD_CLICKHOUSE_URL={mask_url(url)}: {error}"
             ) from None
 
+    def _call(self, run: Any) -> Any:
+        try:
+            return run()
+        except self._unavailable as error:
+            raise StoreUnavailableError(
+                f"the ClickHouse server did not answer ({_cause(error)}; each call may take "
+                f"{self.timeout:g}s at most)"
+            ) from error
+
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._client.command(sql, parameters=dict(params or {}))
+        self._call(lambda: self._client.command(sql, parameters=dict(params or {})))
 
     def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        return self._client.query_arrow(
-            sql, parameters=dict(params or {}), settings=_QUERY_SETTINGS, use_strings=True
+        return self._call(
+            lambda: self._client.query_arrow(
+                sql, parameters=dict(params or {}), settings=_QUERY_SETTINGS, use_strings=True
+            )
         )
 
     def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
         settings = server_insert_settings(len(data), dedup_token, cluster=self.cluster is not None)
-        self._client.insert_arrow(table, data, database=self.database, settings=settings)
+        self._call(
+            lambda: self._client.insert_arrow(
+                table, data, database=self.database, settings=settings
+            )
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -371,12 +409,25 @@ def server_insert_settings(
     return settings
 
 
+def _cause(error: BaseException) -> str:
+    """The innermost reason (refused, timed out), not the client's wrapper text."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:300]
+
+
 def open_store(settings: Settings, database: str | None = None) -> ClickHouseStore:
     """The store the settings name, its schema applied."""
     database = database or settings.clickhouse_database
     if settings.clickhouse_url is None:
         store: ClickHouseStore = EmbeddedStore(settings.data_dir / "clickhouse", database)
     else:
-        store = ServerStore(settings.clickhouse_url, database, cluster=settings.clickhouse_cluster)
+        store = ServerStore(
+            settings.clickhouse_url,
+            database,
+            cluster=settings.clickhouse_cluster,
+            timeout=settings.clickhouse_timeout_seconds,
+        )
     store.migrate()
     return store

@@ -11,6 +11,7 @@ with their data in the body, results in the format the query names, errors as HT
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -275,14 +276,55 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class ClickHouseHTTPStandIn:
-    """The stand-in server, listening on a port of 127.0.0.1 the OS chose."""
+class _Server(ThreadingHTTPServer):
+    """Remembers its open connections, so that stopping it drops them as a dead server would."""
 
-    def __init__(self) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
+    daemon_threads = True
+
+    def __init__(self, port: int) -> None:
+        self.connections: set[socket.socket] = set()
+        self.connections_guard = threading.Lock()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_guard:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_guard:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that left first (one that timed out, or a stop mid-answer)."""
+
+    def drop_connections(self) -> None:
+        with self.connections_guard:
+            open_now = list(self.connections)
+        for connection in open_now:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the client
+
+
+class ClickHouseHTTPStandIn:
+    """The stand-in server, listening on ``port`` of 127.0.0.1 (0: a port the OS chose).
+
+    ``stop`` closes the listening socket and every open connection, so clients see what a
+    stopped server gives them: refused connections. A new stand-in on the same port then plays
+    the server started again.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._server = _Server(port)
         self._server.recorder = _Recorder()  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
 
     @property
     def url(self) -> str:
@@ -300,8 +342,9 @@ class ClickHouseHTTPStandIn:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_connections()
         self._thread.join()
 
 
-def serve_clickhouse_http() -> ClickHouseHTTPStandIn:
-    return ClickHouseHTTPStandIn().start()
+def serve_clickhouse_http(port: int = 0) -> ClickHouseHTTPStandIn:
+    return ClickHouseHTTPStandIn(port).start()

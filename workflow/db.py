@@ -9,6 +9,7 @@ from typing import Iterator
 
 import psycopg
 from psycopg_pool import ConnectionPool
+from psycopg_pool.base import AttemptWithBackoff
 
 from msd.settings import Settings, SettingsError, mask_url
 
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Serialises migrations between processes that start at the same time.
 _MIGRATION_LOCK = 7_201_000_001
+# Most seconds between the pool's attempts to reconnect while PostgreSQL is away.
+MAX_RECONNECT_DELAY = 1.0
 
 
 def database_url(settings: Settings) -> str:
@@ -48,19 +51,51 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
         ) from None
 
 
-class Database:
-    """A connection pool to one PostgreSQL database, schema migrated."""
+class _CappedBackoff(AttemptWithBackoff):
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, MAX_RECONNECT_DELAY)
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+
+class _Pool(ConnectionPool):
+    """psycopg's pool, reconnecting at least every second while PostgreSQL is away.
+
+    Its own backoff doubles without bound (1, 2, 4, 8 s...), so after an outage of a minute the
+    first requests would time out long after PostgreSQL was back. ``_add_connection`` is the
+    pool's (psycopg-pool 3.3, pinned) one place where a reconnection attempt starts.
+    """
+
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        if attempt is None:
+            attempt = _CappedBackoff(timeout=self.reconnect_timeout)
+        super()._add_connection(attempt, growing)
+
+
+class Database:
+    """A connection pool to one PostgreSQL database, schema migrated.
+
+    Surviving a PostgreSQL restart: each connection is checked as it leaves the pool, so one
+    the restart broke is replaced instead of handed out, and the pool reconnects by itself. A
+    caller waits at most ``timeout`` seconds for a connection, then gets ``PoolTimeout`` (a
+    ``psycopg.OperationalError``, as is a connection lost mid-query), which the API answers 503.
+    """
+
+    def __init__(
+        self, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
+    ) -> None:
         self.url = url
         connect(url).close()
-        self.pool = ConnectionPool(
+        # The pool logs every failed reconnection; during an outage /health, the replicator's
+        # one line and each refused request's 503 say it already.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+        self.pool = _Pool(
             url,
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": False},
             open=True,
             check=ConnectionPool.check_connection,
+            timeout=timeout,
             name="workflow",
         )
 
@@ -101,7 +136,7 @@ def attributed(
 def open_pool(settings: Settings, *, max_size: int = 10) -> Database:
     url = database_url(settings)
     apply_migrations(url)
-    return Database(url, max_size=max_size)
+    return Database(url, max_size=max_size, timeout=settings.database_timeout_seconds)
 
 
 def _migration_files() -> list[tuple[str, str]]:

@@ -24,6 +24,13 @@ def services(db: Database, store: ClickHouseStore) -> Iterator[Services]:
     running.replicator.release()
 
 
+def authorize(client: TestClient, services: Services, role: str = "admin") -> TestClient:
+    """Give ``client`` a fresh token of ``role``: every endpoint but health needs one."""
+    _, token = accounts.create_token(services.db, f"tests {role}", role)
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient]:
     """A client holding an admin token, so that every endpoint lets it through."""
