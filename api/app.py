@@ -7,6 +7,7 @@ import time
 
 from litestar import Litestar, get
 from litestar.config.app import AppConfig
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.response import Response
@@ -17,8 +18,10 @@ from api.alert_routes import alert_handlers
 from api.batch_routes import batch_handlers, close_batch_queue, take_over_unfinished_tasks
 from api.cache import AnswerCache
 from api.errors import exception_handlers
+from api.live_routes import close_live_feed, live_handlers
 from api.metrics import Metrics
 from api.schemas import Health
+from api.ui_routes import load_assets, ui_handlers
 from msd.runtime import Services
 
 __all__ = ["create_app"]
@@ -26,6 +29,12 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# Gzip for the dashboard's page, its files and its charts only: other API answers stay as they
+# were (their clients and benchmarks saw them uncompressed), and the event stream must not wait
+# in a compressor's buffer.
+COMPRESSION = CompressionConfig(
+    backend="gzip", gzip_compress_level=6, minimum_size=500, exclude=r"^/(?!ui/|api/charts/|$)"
+)
 
 
 @get("/health", sync_to_thread=True, summary="Whether both stores answer")
@@ -67,18 +76,6 @@ def metrics(state: State) -> Response[str]:
         logger.warning("metrics: PostgreSQL did not answer: %s", error)
     body = state.metrics.render(gauges)
     return Response(body, media_type="text/plain; version=0.0.4")
-
-
-@get("/", sync_to_thread=False, summary="What this service serves")
-def index() -> dict[str, str]:
-    return {
-        "alerts": "/api/alerts/",
-        "statistics": "/api/alerts/statistics/",
-        "risk_trends": "/api/alerts/risk_trends/",
-        "top_companies": "/api/alerts/top_companies/",
-        "health": "/health",
-        "openapi": "/schema/openapi.json",
-    }
 
 
 def _request_log(app: ASGIApp) -> ASGIApp:
@@ -123,16 +120,20 @@ def create_app(
             *alert_handlers,
             *aggregate_handlers,
             *batch_handlers,
+            *live_handlers,
+            *ui_handlers,
             health,
             metrics,
-            index,
         ],
-        state=State({"services": services, "metrics": metrics_, "cache": cache}),
+        state=State(
+            {"services": services, "metrics": metrics_, "cache": cache, "ui_assets": load_assets()}
+        ),
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[_request_log],
         request_max_body_size=MAX_BODY_BYTES,
+        compression_config=COMPRESSION,
         on_startup=[take_over_unfinished_tasks] if take_over_tasks else [],
-        on_shutdown=[close_batch_queue, cache.close, *(on_shutdown or [])],
+        on_shutdown=[close_batch_queue, close_live_feed, cache.close, *(on_shutdown or [])],
         openapi_config=OpenAPIConfig(
             title="Market supervision alerts",
             version="0.1.0",

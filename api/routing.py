@@ -1,9 +1,10 @@
 """Which store answers which query: the whole routing table of the API in one place.
 
 Workflow state (the alert list, one alert, its history, status changes, new alerts) is read and
-written in PostgreSQL, the source of truth. Aggregates (statistics, trends, top companies) are
-read from ClickHouse's views. Answers from ClickHouse carry the replication watermark they
-reflect: everything committed in PostgreSQL up to it is included.
+written in PostgreSQL, the source of truth; so is the replication watermark the live feed follows.
+Aggregates (statistics, trends, top companies) are read from ClickHouse's views. Answers from
+ClickHouse carry the replication watermark they reflect: everything committed in PostgreSQL up to
+it is included.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def _create(services: Services, new: list[alerts.NewAlert], actor: str) -> Any:
     return alerts.create_alerts(services.db, new, actor=actor)
 
 
+def _watermark(services: Services) -> Any:
+    return services.watermark()
+
+
 def _statistics(services: Services, window: Window, filters: Filters) -> Any:
     return queries.statistics(services.store, window, filters)
 
@@ -68,6 +73,7 @@ ROUTES: dict[str, tuple[Store, Callable[..., Any]]] = {
     "alerts.history": (Store.POSTGRES, _history),
     "alerts.change_status": (Store.POSTGRES, _change_status),
     "alerts.create": (Store.POSTGRES, _create),
+    "live.watermark": (Store.POSTGRES, _watermark),
     "statistics": (Store.CLICKHOUSE, _statistics),
     "risk_trends": (Store.CLICKHOUSE, _trends),
     "top_companies": (Store.CLICKHOUSE, _top_companies),

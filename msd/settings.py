@@ -56,6 +56,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("replication_batch", "50000", "Most events the replicator moves in one batch."),
     Setting("replication_interval", "0.5", "Seconds the replicator waits between idle polls."),
     Setting("log_level", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "live_max_clients",
+        "100",
+        "Most live-update streams (/api/live/) open at once per process; more get 503.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -80,6 +85,7 @@ class Settings:
     replication_batch: int = 50000
     replication_interval: float = 0.5
     log_level: str = "INFO"
+    live_max_clients: int = 100
 
     @property
     def embedded_postgres(self) -> bool:
@@ -123,6 +129,7 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         replication_batch=_int("replication_batch", raw["replication_batch"], 1, 1_000_000),
         replication_interval=_float("replication_interval", raw["replication_interval"], 0.01, 60),
         log_level=_choice("log_level", raw["log_level"], ("DEBUG", "INFO", "WARNING", "ERROR")),
+        live_max_clients=_int("live_max_clients", raw["live_max_clients"], 1, 10_000),
     )
 
 

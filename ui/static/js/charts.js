@@ -1,0 +1,96 @@
+// The Vega-Lite charts the service draws (/api/charts/NAME.json), embedded with vega-embed.
+// The chart library is one large script, so it loads only after the cards and table are drawn.
+
+import { filterParams, request, withQuery } from "./api.js";
+import { Panel, element } from "./panel.js";
+
+const BUNDLE = "/ui/vendor/vega.js";
+let library = null;
+
+/** vegaEmbed, once the bundle has loaded; a failed load is tried again at the next refresh. */
+export function loadVega() {
+  library ??= new Promise((resolve, reject) => {
+    const script = element("script", { src: BUNDLE, async: true });
+    script.onload = () =>
+      window.vegaEmbed ? resolve(window.vegaEmbed) : reject(new Error(`${BUNDLE} has no vegaEmbed`));
+    script.onerror = () => {
+      library = null;
+      script.remove();
+      const error = new Error(`the chart library ${BUNDLE} could not be loaded`);
+      error.status = 404;
+      reject(error);
+    };
+    document.head.append(script);
+  });
+  return library;
+}
+
+/** The inline data arrays of a spec, wherever Vega-Lite allows them. */
+function inlineData(spec) {
+  const found = [];
+  const visit = (node) => {
+    if (!node || typeof node !== "object") return;
+    if (Array.isArray(node.data?.values)) found.push(node.data.values);
+    for (const values of Object.values(node.datasets || {})) {
+      if (Array.isArray(values)) found.push(values);
+    }
+    for (const key of ["layer", "concat", "hconcat", "vconcat"]) (node[key] || []).forEach(visit);
+    if (node.spec) visit(node.spec);
+  };
+  visit(spec);
+  return found;
+}
+
+/**
+ * A chart panel. ``pick(value)`` is called with the clicked mark's ``field`` value, so that a
+ * click on a bar or a day becomes a filter.
+ */
+export function chartPanel(root, name, filters, { field, pick }) {
+  const body = root.querySelector(".chart-body");
+  let current = null;
+  return new Panel(root, {
+    load: async (signal) => {
+      const url = withQuery(`/api/charts/${name}.json`, filterParams(filters()));
+      const [{ data: spec }, embed] = await Promise.all([request(url, { signal }), loadVega()]);
+      return { spec, embed };
+    },
+    draw: async ({ spec, embed }) => {
+      const data = inlineData(spec);
+      if (data.length && data.every((values) => values.length === 0)) {
+        current?.finalize();
+        current = null;
+        body.replaceChildren(element("p", { class: "empty", text: "No alerts for these filters" }));
+        return;
+      }
+      // Drawn beside the old chart and swapped in when done: no blank frame while it renders.
+      const frame = element("div", { class: "chart-frame incoming" });
+      body.append(frame);
+      const { view } = await embed(frame, spec, { actions: false, renderer: "svg" });
+      view.addEventListener("click", (_event, item) => {
+        const value = item?.datum?.[field];
+        if (value !== undefined && value !== null && value !== "") pick(String(value));
+      });
+      for (const child of [...body.children]) if (child !== frame) child.remove();
+      current?.finalize();
+      current = view;
+      frame.classList.remove("incoming");
+    },
+  });
+}
+
+/** Download links for a chart (PNG, SVG) or the alert list (CSV) under the current filters. */
+export function exportLinks(nav, links) {
+  nav.replaceChildren(
+    ...links.map(({ label, href, file }) =>
+      element("a", { href, download: file, text: label, class: "export" }),
+    ),
+  );
+}
+
+export function chartExports(name, params) {
+  return ["png", "svg"].map((kind) => ({
+    label: kind.toUpperCase(),
+    href: withQuery(`/api/charts/${name}.${kind}`, params),
+    file: `${name}.${kind}`,
+  }));
+}
