@@ -78,6 +78,20 @@ def metrics(state: State) -> Response[str]:
     return Response(body, media_type="text/plain; version=0.0.4")
 
 
+@get("/api/", sync_to_thread=False, summary="What this service serves (the dashboard is at /)")
+def index() -> dict[str, str]:
+    return {
+        "alerts": "/api/alerts/",
+        "statistics": "/api/alerts/statistics/",
+        "risk_trends": "/api/alerts/risk_trends/",
+        "top_companies": "/api/alerts/top_companies/",
+        "health": "/health",
+        "openapi": "/schema/openapi.json",
+        "live": "/api/live/",
+        "dashboard": "/",
+    }
+
+
 def _request_log(app: ASGIApp) -> ASGIApp:
     """One log line per request: method, path, status and time (query strings and auth left out)."""
 
@@ -120,10 +134,11 @@ def create_app(
             *alert_handlers,
             *aggregate_handlers,
             *batch_handlers,
-            *live_handlers,
-            *ui_handlers,
             health,
             metrics,
+            index,
+            *live_handlers,
+            *ui_handlers,
         ],
         state=State(
             {"services": services, "metrics": metrics_, "cache": cache, "ui_assets": load_assets()}

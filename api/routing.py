@@ -1,10 +1,9 @@
 """Which store answers which query: the whole routing table of the API in one place.
 
 Workflow state (the alert list, one alert, its history, status changes, new alerts) is read and
-written in PostgreSQL, the source of truth; so is the replication watermark the live feed follows.
-Aggregates (statistics, trends, top companies) are read from ClickHouse's views. Answers from
-ClickHouse carry the replication watermark they reflect: everything committed in PostgreSQL up to
-it is included.
+written in PostgreSQL, the source of truth. Aggregates (statistics, trends, top companies) are
+read from ClickHouse's views. Answers from ClickHouse carry the replication watermark they
+reflect: everything committed in PostgreSQL up to it is included.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ def _create(services: Services, new: list[alerts.NewAlert], actor: str) -> Any:
 
 
 def _watermark(services: Services) -> Any:
+    """How far replication has come: the one-row read the live feed polls."""
     return services.watermark()
 
 

@@ -1,4 +1,4 @@
-"""The dashboard: ``/`` serves its page, ``/ui/...`` its own files, ``/api/`` the JSON index.
+"""The dashboard: ``/`` serves its page and ``/ui/...`` its own files.
 
 The files in ``ui/static/`` are read once when the app is made. Each gets an ETag from its
 content; the page links every file with ``?v=<etag>`` (the stylesheet directly, the JavaScript
@@ -106,18 +106,4 @@ def ui_file(request: Request, state: State, name: FromPath[str]) -> Response[byt
     return _answer(request, asset, IMMUTABLE if versioned else REVALIDATE)
 
 
-@get("/api/", sync_to_thread=False, summary="What this service serves")
-def api_index() -> dict[str, str]:
-    return {
-        "dashboard": "/",
-        "alerts": "/api/alerts/",
-        "statistics": "/api/alerts/statistics/",
-        "risk_trends": "/api/alerts/risk_trends/",
-        "top_companies": "/api/alerts/top_companies/",
-        "live": "/api/live/",
-        "health": "/health",
-        "openapi": "/schema/openapi.json",
-    }
-
-
-ui_handlers = [dashboard, ui_file, api_index]
+ui_handlers = [dashboard, ui_file]
