@@ -82,7 +82,7 @@ def test_severity_filter_goes_into_the_address_and_back_and_reload_restore_it(
     open_dashboard(page)
     everything = card(page, "total")
 
-    page.get_by_label("Critical").check()
+    page.get_by_role("checkbox", name="Critical").check()
     page.wait_for_url(re.compile(r"severity=CRITICAL"))
     page.wait_for_function(
         "n => document.querySelector('[data-stat=total]').textContent.replace(/\\D/g, '') != n",
@@ -93,7 +93,7 @@ def test_severity_filter_goes_into_the_address_and_back_and_reload_restore_it(
 
     page.reload()
     page.wait_for_selector("#cards-panel[data-loaded]")
-    assert page.get_by_label("Critical").is_checked()
+    assert page.get_by_role("checkbox", name="Critical").is_checked()
     assert card(page, "total") == critical_only
 
     page.go_back()
@@ -102,7 +102,7 @@ def test_severity_filter_goes_into_the_address_and_back_and_reload_restore_it(
         "n => document.querySelector('[data-stat=total]').textContent.replace(/\\D/g, '') == n",
         arg=str(everything),
     )
-    assert not page.get_by_label("Critical").is_checked()
+    assert not page.get_by_role("checkbox", name="Critical").is_checked()
 
 
 def test_a_range_preset_and_a_custom_range_over_real_complaints(

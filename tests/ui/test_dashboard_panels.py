@@ -57,9 +57,21 @@ def wait_table_change(page: Any, before: list[str]) -> list[str]:
     page.wait_for_function(
         "before => JSON.stringify([...document.querySelectorAll("
         "'#alerts-table tbody tr[data-alert-id]')].map(r => r.dataset.alertId)) !== before",
-        arg=json.dumps(before),
+        arg=json.dumps(before, separators=(",", ":")),
     )
     return table_ids(page)
+
+
+def click_a_mark(page: Any, panel: str, *, first: bool) -> None:
+    """Click the first (or last) data mark of a chart that is big enough to hit."""
+    marks = page.locator(f"{panel} svg path[role=graphics-symbol]")
+    sizes = marks.evaluate_all(
+        "marks => marks.map(m => { const b = m.getBoundingClientRect();"
+        " return b.width > 3 && b.height > 3; })"
+    )
+    hits = [index for index, big in enumerate(sizes) if big]
+    assert hits, f"no clickable mark in {panel}"
+    marks.nth(hits[0] if first else hits[-1]).click()
 
 
 def test_every_panel_fills_on_first_load_and_the_load_is_small(
@@ -127,7 +139,7 @@ def test_a_filter_changes_every_panel_and_the_address(
         for name in ("cards", "alerts", "trends", "companies", "regions")
     }
 
-    page.get_by_label("High", exact=True).check()
+    page.get_by_role("checkbox", name="High", exact=True).check()
     page.wait_for_url(re.compile(r"severity=HIGH"))
     for name, count in loads.items():
         page.wait_for_function(
@@ -198,8 +210,7 @@ def test_clicking_a_top_company_bar_filters_the_table(
 ) -> None:
     open_full(page)
     before = table_ids(page)
-    bar = page.locator("#companies-panel svg .mark-rect path, #companies-panel svg .mark-rect rect")
-    bar.first.click()
+    click_a_mark(page, "#companies-panel", first=True)
 
     page.wait_for_url(re.compile(r"company="))
     company = page.evaluate("new URLSearchParams(location.search).get('company')")
@@ -214,8 +225,7 @@ def test_clicking_a_trend_day_narrows_every_panel_to_that_day(
     page: Any, live_server: LoopbackServer
 ) -> None:
     open_full(page)
-    point = page.locator("#trends-panel svg .mark-symbol path, #trends-panel svg .mark-rect path")
-    point.last.click(force=True)
+    click_a_mark(page, "#trends-panel", first=False)
 
     page.wait_for_url(re.compile(r"since=\d{4}-\d{2}-\d{2}&until="))
     day = page.evaluate("new URLSearchParams(location.search).get('since')")

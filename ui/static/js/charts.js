@@ -41,6 +41,15 @@ function inlineData(spec) {
   return found;
 }
 
+/** A datum's value as a filter value. Vega-Lite parses a temporal field (a day) into a Date. */
+function plain(value) {
+  if (value === undefined || value === null || value === "") return null;
+  if (value instanceof Date || typeof value === "number") {
+    return new Date(value).toISOString().slice(0, 10); // date-only days parse as UTC midnight
+  }
+  return String(value);
+}
+
 /**
  * A chart panel. ``pick(value)`` is called with the clicked mark's ``field`` value, so that a
  * click on a bar or a day becomes a filter.
@@ -56,7 +65,8 @@ export function chartPanel(root, name, filters, { field, pick }) {
     },
     draw: async ({ spec, embed }) => {
       const data = inlineData(spec);
-      if (data.length && data.every((values) => values.length === 0)) {
+      const nothing = data.length && data.every((values) => values.length === 0);
+      if (nothing || spec.usermeta?.msd?.empty) {
         current?.finalize();
         current = null;
         body.replaceChildren(element("p", { class: "empty", text: "No alerts for these filters" }));
@@ -67,8 +77,8 @@ export function chartPanel(root, name, filters, { field, pick }) {
       body.append(frame);
       const { view } = await embed(frame, spec, { actions: false, renderer: "svg" });
       view.addEventListener("click", (_event, item) => {
-        const value = item?.datum?.[field];
-        if (value !== undefined && value !== null && value !== "") pick(String(value));
+        const value = plain(item?.datum?.[field]);
+        if (value) pick(value);
       });
       for (const child of [...body.children]) if (child !== frame) child.remove();
       current?.finalize();
