@@ -29,14 +29,14 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-# Gzip for the dashboard's page, its files and its charts only: other API answers stay as they
+# Gzip for the dashboard's page, its files and its text charts only: other API answers stay as they
 # were (their clients and benchmarks saw them uncompressed), the event stream must not wait in a
 # compressor's buffer, and the chart library under /ui/vendor/ is served gzipped by its route.
 COMPRESSION = CompressionConfig(
     backend="gzip",
     gzip_compress_level=6,
     minimum_size=500,
-    exclude=r"^/(?!ui/(?!vendor/)|api/charts/|$)",
+    exclude=r"^/(?!ui/(?!vendor/)|api/charts/[^/]+\.(?:json|svg|html)$|$)",
 )
 
 

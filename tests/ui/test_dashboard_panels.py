@@ -26,10 +26,10 @@ SHOTS = os.environ.get("MSD_SCREENSHOTS")
 OWN_ASSETS_BUDGET = 40_000
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=full_page)
 
 
 def alerts(server: LoopbackServer, **params: Any) -> dict[str, Any]:
@@ -77,8 +77,12 @@ def click_a_mark(page: Any, panel: str, *, first: bool) -> None:
 def test_every_panel_fills_on_first_load_and_the_load_is_small(
     page: Any, live_server: LoopbackServer
 ) -> None:
+    # The server makes the chart library's bundle on its first request (seconds, once per
+    # process); measured here is a new browser's first visit to a running service.
+    httpx.get(f"{live_server.url}/ui/vendor/vega.js").raise_for_status()
     started = time.perf_counter()
     open_full(page)
+    drawn_ms = page.evaluate("Math.round(performance.now())")
     wall = time.perf_counter() - started
     listed = alerts(live_server, page_size="20")
 
@@ -107,9 +111,11 @@ def test_every_panel_fills_on_first_load_and_the_load_is_small(
           };
         }"""
     )
-    figures["all_panels_drawn_s"] = round(wall, 2)
+    figures["all_panels_drawn_ms"] = drawn_ms  # from the start of navigation, in the page
+    figures["test_wall_s"] = round(wall, 2)
     figures["alerts_in_window"] = listed["count"]
     if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
         (Path(SHOTS) / "first-load.json").write_text(json.dumps(figures, indent=2) + "\n")
     screenshot(page, "dashboard-light")
 
@@ -123,7 +129,7 @@ def test_dark_scheme_follows_the_system(browser: Any, live_server: LoopbackServe
     page = context.new_page()
     open_full(page)
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
-    screenshot(page, "dashboard-dark")
+    screenshot(page, "dashboard-dark", full_page=False)
     context.close()
 
     red, green, blue = map(int, re.findall(r"\d+", background)[:3])
@@ -280,7 +286,7 @@ def test_detail_shows_the_history_and_a_status_change_works(
     dialog.locator(".history .note").filter(has_text="looking into it").wait_for()
     history = dialog.locator(".history").inner_text()
     assert "PENDING" in history and "REVIEWING" in history and "via api" in history
-    screenshot(page, "detail-dialog")
+    screenshot(page, "detail-dialog", full_page=False)
 
     # Someone else changes it meanwhile: the stale change is refused and the reason shown.
     current = httpx.get(f"{live_server.url}/api/alerts/{alert_id}/").json()
@@ -334,7 +340,7 @@ def test_keyboard_selects_rows_and_tablet_width_fits(browser: Any, live_server: 
     page = context.new_page()
     open_full(page)
     overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
-    screenshot(page, "dashboard-tablet")
+    screenshot(page, "dashboard-tablet", full_page=False)
 
     row = page.locator("#alerts-table tbody tr[data-alert-id]").first
     row.focus()

@@ -41,6 +41,19 @@ function inlineData(spec) {
   return found;
 }
 
+const dark = matchMedia("(prefers-color-scheme: dark)");
+
+/** SVG (sharp, and its marks are DOM nodes); in a dark scheme Vega's dark theme, no white sheet. */
+function embedOptions() {
+  if (!dark.matches) return { actions: false, renderer: "svg" };
+  return {
+    actions: false,
+    renderer: "svg",
+    theme: "dark",
+    patch: (vega) => ({ ...vega, background: "transparent" }),
+  };
+}
+
 /** A datum's value as a filter value. Vega-Lite parses a temporal field (a day) into a Date. */
 function plain(value) {
   if (value === undefined || value === null || value === "") return null;
@@ -75,7 +88,7 @@ export function chartPanel(root, name, filters, { field, pick }) {
       // Drawn beside the old chart and swapped in when done: no blank frame while it renders.
       const frame = element("div", { class: "chart-frame incoming" });
       body.append(frame);
-      const { view } = await embed(frame, spec, { actions: false, renderer: "svg" });
+      const { view } = await embed(frame, spec, embedOptions());
       view.addEventListener("click", (_event, item) => {
         const value = plain(item?.datum?.[field]);
         if (value) pick(value);

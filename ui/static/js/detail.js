@@ -105,15 +105,18 @@ function shown(name, value) {
   return String(value);
 }
 
+const OPERATIONS = { I: "created", U: "changed", D: "deleted" };
+
 function historyEntry(entry) {
+  const created = !entry.before;
   const changes = changedFields(entry.before, entry.after).map(([name, before, after]) =>
     element(
       "li",
       {},
       element("code", { text: name }),
-      " ",
-      element("span", { class: "before", text: shown(name, before) }),
-      " → ",
+      created ? ": " : " ",
+      created ? null : element("span", { class: "before", text: shown(name, before) }),
+      created ? null : " → ",
       element("span", { class: "after", text: shown(name, after) }),
     ),
   );
@@ -124,7 +127,7 @@ function historyEntry(entry) {
       "p",
       { class: "who" },
       element("strong", { text: entry.actor }),
-      ` via ${entry.source} · ${entry.op} · `,
+      ` via ${entry.source} · ${OPERATIONS[entry.op] || entry.op} · `,
       element("time", { datetime: entry.occurred_at, text: format.time(entry.occurred_at) }),
     ),
     entry.note ? element("p", { class: "note", text: entry.note }) : null,

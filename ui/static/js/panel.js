@@ -70,4 +70,6 @@ export const format = {
   money: (n) => (n === null || n === undefined ? "—" : money.format(Number(n))),
   compactMoney: (n) => compactMoney.format(Number(n)),
   time: (iso) => (iso ? new Date(iso).toLocaleString() : "—"),
+  shortTime: (iso) =>
+    new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" }),
 };

@@ -122,7 +122,7 @@ export class AlertsTable {
       "tr",
       { tabindex: "0", "data-alert-id": alert.alert_id, title: "Enter: details, Space: select" },
       element("td", { class: "select" }, box),
-      element("td", { text: format.time(alert.detected_at) }),
+      element("td", { class: "when", text: format.shortTime(alert.detected_at), title: alert.detected_at }),
       element("td", { text: alert.company_name }),
       element("td", { text: alert.violation_type }),
       element("td", {}, element("span", { class: `badge ${alert.severity.toLowerCase()}`, text: alert.severity })),
