@@ -87,6 +87,7 @@ class LiveFeed:
         queue: asyncio.Queue[Watermark] = asyncio.Queue(maxsize=QUEUE_LENGTH)
         self._streams.add(queue)
         if self._poller is None or self._poller.done():
+            self.latest = None  # nobody followed it meanwhile: the first stream reads it afresh
             self._poller = asyncio.get_running_loop().create_task(self._poll(), name="live-poll")
         return queue
 

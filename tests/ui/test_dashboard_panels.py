@@ -266,6 +266,19 @@ def test_bulk_action_completes_and_the_table_shows_the_new_statuses(
     )  # filtered on PENDING, the resolved ones leave the table
 
 
+def test_a_refused_bulk_action_says_why(page: Any, live_server: LoopbackServer) -> None:
+    open_full(page)
+    page.locator("#alerts-table tbody tr[data-alert-id] input[type=checkbox]").first.check()
+
+    page.locator("#bulk select[name=action]").select_option("assign")
+    page.get_by_role("button", name="Apply").click()  # with no assignee named
+    progress = page.locator(".bulk-progress")
+    progress.filter(has_text="Batch not accepted").wait_for()
+
+    assert "assign needs an assignee" in progress.inner_text()
+    assert page.locator("#bulk").get_attribute("data-state") == "failed"
+
+
 def test_detail_shows_the_history_and_a_status_change_works(
     page: Any, live_server: LoopbackServer
 ) -> None:
@@ -310,6 +323,7 @@ def test_an_empty_result_says_so_in_every_list(page: Any, live_server: LoopbackS
         "No alerts for these filters"
     )
     assert page.locator("#regions-panel .empty").inner_text() == "No alerts for these filters"
+    assert page.locator("#companies-panel .empty").inner_text() == "No alerts for these filters"
     assert card(page, "total") == 0
 
 

@@ -15,7 +15,8 @@ export function bulkForm(form, { selected, done }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = { alert_ids: selected(), action: action.value };
-    if (action.value === "assign") body.assignee = form.elements.assignee.value.trim();
+    const assigned = form.elements.assignee.value.trim();
+    if (action.value === "assign" && assigned) body.assignee = assigned;
     if (form.elements.note.value.trim()) body.note = form.elements.note.value.trim();
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
