@@ -7,6 +7,7 @@ import time
 
 from litestar import Litestar, get
 from litestar.config.app import AppConfig
+from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.response import Response
@@ -19,9 +20,11 @@ from api.auth import authorize
 from api.batch_routes import batch_handlers, close_batch_queue, take_over_unfinished_tasks
 from api.cache import AnswerCache
 from api.errors import document_problems, exception_handlers
+from api.live_routes import close_live_feed, live_handlers
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
 from api.schemas import Health
+from api.ui_routes import load_assets, ui_handlers
 from jobs.reconcile import reconcile_gauges
 from msd.runtime import Services
 
@@ -30,6 +33,15 @@ __all__ = ["create_app"]
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# Gzip for the dashboard's page, its files and its text charts only: other API answers stay as they
+# were (their clients and benchmarks saw them uncompressed), the event stream must not wait in a
+# compressor's buffer, and the chart library under /ui/vendor/ is served gzipped by its route.
+COMPRESSION = CompressionConfig(
+    backend="gzip",
+    gzip_compress_level=6,
+    minimum_size=500,
+    exclude=r"^/(?!ui/(?!vendor/)|api/charts/[^/]+\.(?:json|svg|html)$|$)",
+)
 
 
 @get("/health", sync_to_thread=True, opt={"public": True}, summary="Whether both stores answer")
@@ -88,7 +100,7 @@ def metrics(state: State) -> Response[str]:
     return Response(body, media_type="text/plain; version=0.0.4")
 
 
-@get("/", sync_to_thread=False, opt={"public": True}, summary="What this service serves")
+@get("/api/", sync_to_thread=False, summary="What this service serves (the dashboard is at /)")
 def index() -> dict[str, str]:
     return {
         "alerts": "/api/alerts/",
@@ -97,6 +109,8 @@ def index() -> dict[str, str]:
         "top_companies": "/api/alerts/top_companies/",
         "health": "/health",
         "openapi": "/schema/openapi.json",
+        "live": "/api/live/",
+        "dashboard": "/",
     }
 
 
@@ -149,6 +163,8 @@ def create_app(
                 health,
                 metrics,
                 index,
+                *live_handlers,
+                *ui_handlers,
             ]
         ),
         state=State(
@@ -157,14 +173,16 @@ def create_app(
                 "metrics": metrics_,
                 "cache": cache,
                 "rate_limiter": rate_limiter,
+                "ui_assets": load_assets(),
             }
         ),
         guards=[authorize],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         middleware=[_request_log],
         request_max_body_size=MAX_BODY_BYTES,
+        compression_config=COMPRESSION,
         on_startup=[take_over_unfinished_tasks] if take_over_tasks else [],
-        on_shutdown=[close_batch_queue, cache.close, *(on_shutdown or [])],
+        on_shutdown=[close_batch_queue, close_live_feed, cache.close, *(on_shutdown or [])],
         openapi_config=OpenAPIConfig(
             title="Market supervision alerts",
             version="0.1.0",

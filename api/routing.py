@@ -52,6 +52,11 @@ def _create(services: Services, new: list[alerts.NewAlert], **who: str) -> Any:
     return alerts.create_alerts(services.db, new, **who)
 
 
+def _watermark(services: Services) -> Any:
+    """How far replication has come: the one-row read the live feed polls."""
+    return services.watermark()
+
+
 def _statistics(services: Services, window: Window, filters: Filters) -> Any:
     return queries.statistics(services.store, window, filters)
 
@@ -71,6 +76,7 @@ ROUTES: dict[str, tuple[Store, Callable[..., Any]]] = {
     "alerts.history": (Store.POSTGRES, _history),
     "alerts.change_status": (Store.POSTGRES, _change_status),
     "alerts.create": (Store.POSTGRES, _create),
+    "live.watermark": (Store.POSTGRES, _watermark),
     "statistics": (Store.CLICKHOUSE, _statistics),
     "risk_trends": (Store.CLICKHOUSE, _trends),
     "top_companies": (Store.CLICKHOUSE, _top_companies),

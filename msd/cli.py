@@ -20,6 +20,7 @@ __all__ = ["main"]
 logger = logging.getLogger("msd")
 
 DEMO_ALERTS = 100_000
+SHUTDOWN_GRACE_SECONDS = 3
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -84,8 +85,8 @@ def _serve(services, stops: Sequence[Callable[[], None]] = ()) -> int:
     settings = services.settings
     app = create_app(services, on_shutdown=[*stops, services.close], take_over_tasks=True)
     print(
-        f"serving on http://{settings.host}:{settings.port}/  (API under /api/alerts/, "
-        f"OpenAPI at /schema/openapi.json); Ctrl-C stops",
+        f"serving on http://{settings.host}:{settings.port}/  (the dashboard; API under "
+        f"/api/, OpenAPI at /schema/openapi.json); Ctrl-C stops",
         flush=True,
     )
     config = uvicorn.Config(
@@ -94,6 +95,9 @@ def _serve(services, stops: Sequence[Callable[[], None]] = ()) -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Open dashboards hold live streams that never end by themselves; without a bound,
+        # Ctrl-C would wait for every browser tab to close.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     uvicorn.Server(config).run()
     return 0

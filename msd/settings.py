@@ -108,6 +108,11 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "Most seconds a request waits for a PostgreSQL connection; past it the API answers 503.",
     ),
+    Setting(
+        "live_max_clients",
+        "100",
+        "Most live-update streams (/api/live/) open at once per process; more get 503.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -143,6 +148,7 @@ class Settings:
     clickhouse_cluster: str | None = None
     clickhouse_timeout_seconds: float = 30.0
     database_timeout_seconds: float = 5.0
+    live_max_clients: int = 100
 
     @property
     def embedded_postgres(self) -> bool:
@@ -200,6 +206,7 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         database_timeout_seconds=_float(
             "database_timeout_seconds", raw["database_timeout_seconds"], 0.1, 600
         ),
+        live_max_clients=_int("live_max_clients", raw["live_max_clients"], 1, 10_000),
     )
 
 
