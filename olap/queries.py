@@ -307,21 +307,22 @@ def regions(store: ClickHouseStore, window: Window, filters: Filters) -> list[Re
     where, params = _where(source, window, filters)
     w = source.weight
     rows = store.query_rows(
-        f"SELECT region, sum({w}) AS alerts, sumIf({w}, severity = 'CRITICAL') AS critical,"
+        # Aliases differ from the view's columns (alerts, amount), which they would shadow.
+        f"SELECT region, sum({w}) AS total, sumIf({w}, severity = 'CRITICAL') AS critical,"
         f" sumIf({w}, severity = 'HIGH') AS high, sumIf({w}, status = 'PENDING') AS pending,"
-        f" toDecimal128(sum({source.amount}), 2) AS amount"
+        f" toDecimal128(sum({source.amount}), 2) AS total_amount"
         f" FROM {store.database}.{source.table} WHERE {where}"
-        " GROUP BY region HAVING alerts != 0 ORDER BY alerts DESC, region",
+        " GROUP BY region HAVING total != 0 ORDER BY total DESC, region",
         params,
     )
     return [
         RegionFigures(
             row["region"],
-            int(row["alerts"]),
+            int(row["total"]),
             int(row["critical"]),
             int(row["high"]),
             int(row["pending"]),
-            row["amount"],
+            row["total_amount"],
         )
         for row in rows
     ]

@@ -36,6 +36,7 @@ __all__ = [
     "get_alert",
     "iter_alerts",
     "list_alerts",
+    "list_query",
 ]
 
 logger = logging.getLogger(__name__)
@@ -245,8 +246,7 @@ def _decode_cursor(cursor: str, ordering: str, scope: str) -> tuple[Any, int]:
     return key, pk
 
 
-def list_alerts(
-    db: Database,
+def list_query(
     filters: ListFilters,
     *,
     limit: int,
@@ -254,9 +254,8 @@ def list_alerts(
     after: str | None = None,
     ordering: str = DEFAULT_ORDERING,
     scope: str = "",
-) -> list[dict[str, Any]]:
-    """Sorted by ``ordering`` then id. ``after`` is a cursor from a previous page with the same
-    ordering and filters (their fingerprint is ``scope``); with it, ``offset`` is ignored."""
+) -> tuple[sql.Composable, list[Any]]:
+    """The list's SELECT and its parameters (see ``list_alerts``)."""
     where, params = _where(filters)
     if after is not None:
         key, pk = _decode_cursor(after, ordering, scope)
@@ -270,8 +269,26 @@ def list_alerts(
     query = sql.SQL("{} WHERE {} {} LIMIT %s OFFSET %s").format(
         _select(), where, _order_by(ordering)
     )
+    return query, [*params, limit, offset]
+
+
+def list_alerts(
+    db: Database,
+    filters: ListFilters,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: str | None = None,
+    ordering: str = DEFAULT_ORDERING,
+    scope: str = "",
+) -> list[dict[str, Any]]:
+    """Sorted by ``ordering`` then id. ``after`` is a cursor from a previous page with the same
+    ordering and filters (their fingerprint is ``scope``); with it, ``offset`` is ignored."""
+    query, params = list_query(
+        filters, limit=limit, offset=offset, after=after, ordering=ordering, scope=scope
+    )
     with db.reading() as conn:
-        rows = _rows(conn.execute(query, [*params, limit, offset]))
+        rows = _rows(conn.execute(query, params))
         conn.rollback()
     return rows
 
