@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -61,10 +60,8 @@ def test_json_chart_draws_the_filtered_aggregate(client: TestClient, charted: Se
     assert [row["company"] for row in spec["data"]["values"]] == [
         row["company_name"] for row in listed
     ]
-    assert {row["company"] for row in spec["data"]["values"]} == {
-        "東京銀行",
-        "ACME BANK, N.A.",
-    } or {row["company"] for row in spec["data"]["values"]} == {"東京銀行", "Acme Bank N.A."}
+    shown = {row["company"] for row in spec["data"]["values"]}
+    assert len(shown) == 2 and "東京銀行" in shown  # ACME under its most used spelling
     assert "company: ACME BANK, N.A., 東京銀行" in spec["title"]["subtitle"][1]
 
 
@@ -144,7 +141,6 @@ def test_vendor_script_is_gzipped_long_cached_and_revalidated(
     assert "content-encoding" not in plain.headers and plain.content == packed.content
     assert unchanged.status_code == 304 and not unchanged.content
     assert "https://vega.github.io/editor" not in offline_bundle()
-    assert gzip.decompress(gzip.compress(b"x")) == b"x"
 
 
 def test_every_new_query_is_in_the_routing_table() -> None:
