@@ -116,12 +116,12 @@ def trends_chart(rows: Sequence[Any], context: ChartContext) -> alt.Chart:
         alt.Chart(alt.Data(values=values), title=_title(title, context))
         .mark_bar(cursor="pointer")
         .encode(
+            # Days as ordinal ISO dates: no time zone of the browser can move a bar to the
+            # day before, as a temporal axis would.
             x=alt.X(
-                "day:T",
-                timeUnit="utcyearmonthdate",
-                scale=alt.Scale(type="utc"),
+                "day:O",
                 title="Day",
-                axis=alt.Axis(format="%b %d", labelAngle=0, labelOverlap="greedy"),
+                axis=alt.Axis(labelExpr="slice(datum.value, 5)", labelAngle=-45, labelOverlap=True),
             ),
             y=alt.Y("alerts:Q", stack="zero", title="Alerts"),
             color=alt.Color(
