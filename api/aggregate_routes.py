@@ -1,16 +1,20 @@
-"""The aggregate endpoints, answered from ClickHouse: statistics, risk trends, top companies.
+"""The aggregate endpoints, answered from ClickHouse: statistics, risk trends, top companies,
+regions.
 
-Each takes the list filters (severity, status, region) and a window: ``days`` back from today
-(default 30, as the replaced dashboard had) or ``since``/``until``, with day boundaries in ``tz``
-(default the server's MSD_TIMEZONE, UTC unless set). Responses carry the replication watermark
-in ``X-Replication-Watermark`` and say in ``X-Cache`` whether the cache had the answer. With
-ClickHouse down, the cache answers the question's last answer marked ``X-Cache: stale`` (its
-watermark in ``X-Replication-Watermark``), or the error handler answers 503.
+Each takes the list filters (severity, status, region, company, violation_type, q) and a
+window: ``days`` back from today (default 30, as the replaced dashboard had) or
+``since``/``until``, with day boundaries in ``tz`` (default the server's MSD_TIMEZONE, UTC unless
+set). Responses carry the replication watermark in ``X-Replication-Watermark`` and say in
+``X-Cache`` whether the cache had the answer. With ClickHouse down, the cache answers the
+question's last answer marked ``X-Cache: stale`` (its watermark in ``X-Replication-Watermark``),
+or the error handler answers 503.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import replace
 from typing import Any, Callable
 
 import msgspec
@@ -20,23 +24,26 @@ from litestar.datastructures import State
 from api.cache import answer_key
 from api.params import (
     AGGREGATE_PARAMETERS,
+    CompanyParam,
     DaysParam,
     RegionParam,
     SeverityParam,
     SinceParam,
     StatusParam,
+    TextParam,
     UntilParam,
+    ViolationTypeParam,
     ZoneParam,
     check_known,
     parse_filters,
     parse_window,
 )
 from api.routing import answer
-from api.schemas import CompanyOut, StatisticsOut, TrendOut
+from api.schemas import CompanyOut, RegionOut, StatisticsOut, TrendOut
 from msd.runtime import Services
 from olap.queries import Filters, Window
 
-__all__ = ["aggregate_handlers"]
+__all__ = ["aggregate_handlers", "cache_key", "read_question", "resolve_companies"]
 
 WATERMARK_HEADER = "X-Replication-Watermark"
 
@@ -47,24 +54,44 @@ def _query(request: Request) -> dict[str, list[str]]:
 
 # How long an answer may stay in memory. Not a freshness bound: keys carry the watermark, so a
 # cached answer is never older than what has replicated. These are the old dashboard's TTLs.
-TTL_SECONDS = {"statistics": 300.0, "risk_trends": 600.0, "top_companies": 900.0}
+TTL_SECONDS = {
+    "statistics": 300.0,
+    "risk_trends": 600.0,
+    "top_companies": 900.0,
+    "regions": 600.0,
+}
+
+
+def read_question(
+    query: dict[str, list[str]], known: tuple[str, ...], default_zone: str
+) -> tuple[Window, Filters]:
+    """The window and filters a request asks about, or a 400 naming the parameter at fault."""
+    check_known(query, known)
+    return parse_window(query, default_zone), parse_filters(query)
+
+
+def resolve_companies(services: Services, filters: Filters) -> Filters:
+    """The filters with the normalised keys of the company names, which ClickHouse matches."""
+    if not filters.company:
+        return filters
+    return replace(filters, company_key=answer("companies.keys", services, filters.company))
 
 
 def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]) -> Response:
     services: Services = state.services
-    query = _query(request)
-    check_known(query, AGGREGATE_PARAMETERS)
-    filters = parse_filters(query)
-    window = parse_window(query, services.settings.timezone)
+    window, filters = read_question(
+        _query(request), AGGREGATE_PARAMETERS, services.settings.timezone
+    )
 
     # Read the watermark first: the answer then holds at least everything it names.
     watermark = services.watermark()
-    key = _cache_key(name, window, filters, watermark.header())
-    cached = state.cache.get_or_compute(
-        key,
-        TTL_SECONDS[name],
-        lambda: msgspec.json.encode(encode(answer(name, services, window, filters))),
-    )
+    key = cache_key(name, window, filters, watermark.header())
+
+    def compute() -> bytes:
+        rows = answer(name, services, window, resolve_companies(services, filters))
+        return msgspec.json.encode(encode(rows))
+
+    cached = state.cache.get_or_compute(key, TTL_SECONDS[name], compute)
     headers = {
         "X-Window": f"{window.first_day}/{window.last_day};tz={window.zone}",
         **cached.headers(watermark.header()),
@@ -72,12 +99,15 @@ def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]
     return Response(cached.body, media_type=MediaType.JSON, headers=headers)
 
 
-def _cache_key(name: str, window: Window, filters: Filters, watermark: str) -> str:
+def cache_key(
+    name: str, window: Window, filters: Filters, watermark: str, extra: tuple[Any, ...] = ()
+) -> str:
     """Equal for equal questions whatever the parameters' order or spelling; distinct otherwise.
 
+    Values are JSON-encoded, so no value can pass for two (a company "A, B" is not "A" and "B").
     The watermark stays readable after the ``@``: a stale answer says which one it reflects.
     """
-    normal = "|".join(
+    normal = json.dumps(
         [
             name,
             window.start.isoformat(),
@@ -85,9 +115,13 @@ def _cache_key(name: str, window: Window, filters: Filters, watermark: str) -> s
             window.zone,
             window.first_day.isoformat(),
             window.last_day.isoformat(),
-            ",".join(sorted(filters.severity)),
-            ",".join(sorted(filters.status)),
-            ",".join(sorted(filters.region)),
+            sorted(filters.severity),
+            sorted(filters.status),
+            sorted(filters.region),
+            sorted(filters.company),
+            sorted(filters.violation_type),
+            filters.q,
+            list(extra),
         ]
     )
     return answer_key(f"{name}:{hashlib.sha256(normal.encode()).hexdigest()[:32]}", watermark)
@@ -132,6 +166,20 @@ def _companies_body(rows: list[Any]) -> list[CompanyOut]:
     ]
 
 
+def _regions_body(rows: list[Any]) -> list[RegionOut]:
+    return [
+        RegionOut(
+            region=row.region,
+            alerts=row.alerts,
+            critical=row.critical,
+            high=row.high,
+            pending=row.pending,
+            amount=float(row.amount),
+        )
+        for row in rows
+    ]
+
+
 @get("/api/alerts/statistics/", sync_to_thread=True, summary="Totals over a window")
 def statistics(
     request: Request,
@@ -139,6 +187,9 @@ def statistics(
     severity: SeverityParam = None,
     status: StatusParam = None,
     region: RegionParam = None,
+    company: CompanyParam = None,
+    violation_type: ViolationTypeParam = None,
+    q: TextParam = None,
     days: DaysParam = None,
     since: SinceParam = None,
     until: UntilParam = None,
@@ -154,6 +205,9 @@ def risk_trends(
     severity: SeverityParam = None,
     status: StatusParam = None,
     region: RegionParam = None,
+    company: CompanyParam = None,
+    violation_type: ViolationTypeParam = None,
+    q: TextParam = None,
     days: DaysParam = None,
     since: SinceParam = None,
     until: UntilParam = None,
@@ -169,6 +223,9 @@ def top_companies(
     severity: SeverityParam = None,
     status: StatusParam = None,
     region: RegionParam = None,
+    company: CompanyParam = None,
+    violation_type: ViolationTypeParam = None,
+    q: TextParam = None,
     days: DaysParam = None,
     since: SinceParam = None,
     until: UntilParam = None,
@@ -177,4 +234,22 @@ def top_companies(
     return _run("top_companies", request, state, _companies_body)
 
 
-aggregate_handlers = [statistics, risk_trends, top_companies]
+@get("/api/alerts/regions/", sync_to_thread=True, summary="Figures per region, most alerts first")
+def regions(
+    request: Request,
+    state: State,
+    severity: SeverityParam = None,
+    status: StatusParam = None,
+    region: RegionParam = None,
+    company: CompanyParam = None,
+    violation_type: ViolationTypeParam = None,
+    q: TextParam = None,
+    days: DaysParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    tz: ZoneParam = None,
+) -> Response[list[RegionOut]]:
+    return _run("regions", request, state, _regions_body)
+
+
+aggregate_handlers = [statistics, risk_trends, top_companies, regions]

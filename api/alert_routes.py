@@ -17,20 +17,33 @@ from api.auth import audit_source, principal_of
 from api.errors import ApiError, nul_problem
 from api.params import (
     LIST_PARAMETERS,
+    WINDOW_PARAMETERS,
+    CompanyParam,
     CursorParam,
+    DaysParam,
+    OrderingParam,
     PageParam,
     PageSizeParam,
     RegionParam,
     SeverityParam,
+    SinceParam,
     StatusParam,
+    TextParam,
+    UntilParam,
+    ViolationTypeParam,
+    ZoneParam,
     check_known,
     parse_filters,
+    parse_list_window,
+    parse_ordering,
     parse_page,
 )
 from api.routing import answer
 from api.schemas import AlertIn, AlertOut, AlertPage, HistoryEntry, StatusChange
 from msd.runtime import Services
 from workflow.alerts import (
+    DEFAULT_ORDERING,
+    ORDERINGS,
     TRANSITIONS,
     AlertNotFound,
     InvalidCursor,
@@ -39,9 +52,10 @@ from workflow.alerts import (
     NewAlert,
     StaleVersion,
     encode_cursor,
+    filters_fingerprint,
 )
 
-__all__ = ["alert_handlers"]
+__all__ = ["alert_handlers", "list_question"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,23 +81,52 @@ def _page_url(request: Request, **changes: Any) -> str:
     return f"{str(request.base_url).rstrip('/')}{path}?{urlencode(query, doseq=True)}"
 
 
-@get("/api/alerts/", sync_to_thread=True, summary="List alerts, newest first")
+def list_question(
+    query: dict[str, list[str]], known: tuple[str, ...], default_zone: str
+) -> tuple[ListFilters, str, str]:
+    """The filters, ordering and the filters' fingerprint (which a cursor must match)."""
+    check_known(query, known)
+    filters = parse_filters(query)
+    window = parse_list_window(query, default_zone)
+    ordering = parse_ordering(query, ORDERINGS, DEFAULT_ORDERING)
+    where = ListFilters(
+        severity=filters.severity,
+        status=filters.status,
+        region=filters.region,
+        company=filters.company,
+        violation_type=filters.violation_type,
+        q=filters.q,
+        since=window.start if window else None,
+        until=window.end if window else None,
+    )
+    # As asked rather than as computed, so that paging on with days=7 past midnight still works.
+    asked = [f"{name}={query.get(name, [''])[0].strip()}" for name in WINDOW_PARAMETERS]
+    return where, ordering, filters_fingerprint(where, asked if window else ())
+
+
+@get("/api/alerts/", sync_to_thread=True, summary="List alerts, newest first unless ordered")
 def list_alerts(
     request: Request,
     state: State,
     severity: SeverityParam = None,
     status: StatusParam = None,
     region: RegionParam = None,
+    company: CompanyParam = None,
+    violation_type: ViolationTypeParam = None,
+    q: TextParam = None,
+    days: DaysParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    tz: ZoneParam = None,
+    ordering: OrderingParam = None,
     page: PageParam = None,
     page_size: PageSizeParam = None,
     cursor: CursorParam = None,
 ) -> AlertPage:
-    query = _query(request)
-    check_known(query, LIST_PARAMETERS)
-    filters = parse_filters(query)
-    pagination = parse_page(query)
-    where = ListFilters(filters.severity, filters.status, filters.region)
     services = _services(state)
+    query = _query(request)
+    where, ordering_, scope = list_question(query, LIST_PARAMETERS, services.settings.timezone)
+    pagination = parse_page(query)
 
     try:
         rows = answer(
@@ -93,6 +136,8 @@ def list_alerts(
             limit=pagination.size + 1,
             offset=(pagination.number - 1) * pagination.size,
             after=pagination.cursor,
+            ordering=ordering_,
+            scope=scope,
         )
     except InvalidCursor as error:
         raise ApiError(400, str(error), parameter="cursor") from None
@@ -102,7 +147,7 @@ def list_alerts(
 
     more = len(rows) > pagination.size
     rows = rows[: pagination.size]
-    next_cursor = encode_cursor(rows[-1]) if more and rows else None
+    next_cursor = encode_cursor(rows[-1], ordering_, scope) if more and rows else None
     return AlertPage(
         count=count,
         next=_next_url(request, pagination, next_cursor) if more else None,

@@ -19,7 +19,9 @@ from api.alert_routes import alert_handlers
 from api.auth import authorize
 from api.batch_routes import batch_handlers, close_batch_queue, take_over_unfinished_tasks
 from api.cache import AnswerCache
+from api.chart_routes import chart_handlers
 from api.errors import document_problems, exception_handlers
+from api.export_routes import export_handlers
 from api.live_routes import close_live_feed, live_handlers
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
@@ -107,6 +109,9 @@ def index() -> dict[str, str]:
         "statistics": "/api/alerts/statistics/",
         "risk_trends": "/api/alerts/risk_trends/",
         "top_companies": "/api/alerts/top_companies/",
+        "regions": "/api/alerts/regions/",
+        "charts": "/api/charts/{trends,top_companies,regions}.{png,svg,html,json}",
+        "export": "/api/exports/alerts.csv",
         "health": "/health",
         "openapi": "/schema/openapi.json",
         "live": "/api/live/",
@@ -160,6 +165,8 @@ def create_app(
                 *alert_handlers,
                 *aggregate_handlers,
                 *batch_handlers,
+                *chart_handlers,
+                *export_handlers,
                 health,
                 metrics,
                 index,

@@ -20,11 +20,26 @@ from olap.queries import (
     window_of_instants,
 )
 
-__all__ = ["Page", "Limits", "check_known", "parse_filters", "parse_page", "parse_window"]
+__all__ = [
+    "ChartSize",
+    "Page",
+    "Limits",
+    "check_known",
+    "parse_chart_size",
+    "parse_filters",
+    "parse_list_window",
+    "parse_ordering",
+    "parse_page",
+    "parse_window",
+]
 
 
 def _documented(description: str) -> object:
     return Annotated[str | None, QueryParameter(description=description)]
+
+
+def _documented_list(description: str) -> object:
+    return Annotated[list[str] | None, QueryParameter(description=description)]
 
 
 # How the query parameters appear in the OpenAPI schema. Handlers declare them for the schema;
@@ -32,6 +47,22 @@ def _documented(description: str) -> object:
 SeverityParam = _documented("LOW, MEDIUM, HIGH or CRITICAL; several comma-separated")
 StatusParam = _documented("PENDING, REVIEWING, RESOLVED or DISMISSED; several comma-separated")
 RegionParam = _documented("Region code such as CA; several comma-separated")
+CompanyParam = _documented_list(
+    "Company name, any spelling of it (matched by normalised key); repeat for several"
+    " (names hold commas, so no comma-splitting)"
+)
+ViolationTypeParam = _documented_list("Violation type, exactly; repeat for several")
+TextParam = _documented(
+    "Free text found in the company name or violation type, any case; % and _ are literal;"
+    " at most 200 characters"
+)
+OrderingParam = _documented(
+    "Sort order: detected_at, amount, severity (by rank), company_name or status; a leading"
+    " '-' sorts descending (default -detected_at)"
+)
+WidthParam = _documented("Chart width in pixels, 200 to 2000")
+HeightParam = _documented("Chart height in pixels, 150 to 2000")
+ScaleParam = _documented("PNG pixel ratio, 0.5 to 4 (default 1)")
 PageParam = _documented("Page number, from 1")
 PageSizeParam = _documented("Rows per page, 1 to 500 (default 20)")
 CursorParam = _documented("Keyset cursor: a next_cursor from an earlier page")
@@ -41,6 +72,8 @@ UntilParam = _documented("Last day (included) or instant (excluded), ISO 8601")
 ZoneParam = _documented("IANA zone for day boundaries (default the server's, UTC)")
 
 MAX_FILTER_VALUES = 50
+MAX_VALUE_LENGTH = 200
+MAX_REGION_LENGTH = 100
 MAX_DAYS = 36_600  # a century of daily rows: decades of history stay reachable
 
 
@@ -60,9 +93,13 @@ class Page:
     cursor: str | None
 
 
-FILTER_PARAMETERS = ("severity", "status", "region")
-LIST_PARAMETERS = (*FILTER_PARAMETERS, "page", "page_size", "cursor")
-AGGREGATE_PARAMETERS = (*FILTER_PARAMETERS, "days", "since", "until", "tz")
+FILTER_PARAMETERS = ("severity", "status", "region", "company", "violation_type", "q")
+WINDOW_PARAMETERS = ("days", "since", "until", "tz")
+PAGE_PARAMETERS = ("page", "page_size", "cursor")
+LIST_PARAMETERS = (*FILTER_PARAMETERS, *WINDOW_PARAMETERS, "ordering", *PAGE_PARAMETERS)
+EXPORT_PARAMETERS = (*FILTER_PARAMETERS, *WINDOW_PARAMETERS, "ordering")
+AGGREGATE_PARAMETERS = (*FILTER_PARAMETERS, *WINDOW_PARAMETERS)
+CHART_PARAMETERS = (*AGGREGATE_PARAMETERS, "width", "height", "scale")
 # Sent by browsers and by the replaced Django REST framework's clients, and harmless.
 _IGNORED_PARAMETERS = ("format", "_")
 
@@ -104,19 +141,95 @@ def _choices(query: Mapping[str, list[str]], name: str, allowed: tuple[str, ...]
     return tuple(dict.fromkeys(values))
 
 
+def _checked(name: str, values: list[str], longest: int) -> tuple[str, ...]:
+    if len(values) > MAX_FILTER_VALUES:
+        raise ApiError(400, f"{name} takes at most {MAX_FILTER_VALUES} values", parameter=name)
+    for value in values:
+        if len(value) > longest:
+            raise ApiError(
+                400, f"a {name} value is longer than {longest} characters", parameter=name
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def _exact_values(query: Mapping[str, list[str]], name: str) -> list[str]:
+    """Repeated values taken whole: company names and violation types may hold commas."""
+    return [raw.strip() for raw in query.get(name, []) if raw.strip()]
+
+
 def parse_filters(query: Mapping[str, list[str]]) -> Filters:
-    """severity, status and region: each one value, several comma-separated, or repeated."""
-    regions = _values(query, "region")
-    if len(regions) > MAX_FILTER_VALUES:
-        raise ApiError(400, f"region takes at most {MAX_FILTER_VALUES} values", parameter="region")
-    for region in regions:
-        if len(region) > 100:
-            raise ApiError(400, "region is longer than 100 characters", parameter="region")
+    """severity, status and region: each one value, several comma-separated, or repeated;
+    company and violation_type: repeated, never split; q: one piece of free text.
+
+    Company names come back as given; ``workflow.alerts.company_keys`` resolves their keys."""
+    q = _single(query, "q")
+    if q is not None and len(q) > MAX_VALUE_LENGTH:
+        raise ApiError(400, f"q is longer than {MAX_VALUE_LENGTH} characters", parameter="q")
     return Filters(
         severity=_choices(query, "severity", SEVERITIES),
         status=_choices(query, "status", STATUSES),
-        region=tuple(dict.fromkeys(regions)),
+        region=_checked("region", _values(query, "region"), MAX_REGION_LENGTH),
+        company=_checked("company", _exact_values(query, "company"), MAX_VALUE_LENGTH),
+        violation_type=_checked(
+            "violation_type", _exact_values(query, "violation_type"), MAX_VALUE_LENGTH
+        ),
+        q=q,
     )
+
+
+def parse_ordering(query: Mapping[str, list[str]], allowed: tuple[str, ...], default: str) -> str:
+    ordering = _single(query, "ordering") or default
+    if ordering not in allowed:
+        raise ApiError(
+            400,
+            f"ordering={ordering!r} is not one of {', '.join(allowed)}",
+            parameter="ordering",
+            allowed=list(allowed),
+        )
+    return ordering
+
+
+def parse_list_window(query: Mapping[str, list[str]], default_zone: str) -> Window | None:
+    """The list's time range on detected_at: none unless days, since or until is given."""
+    zone = parse_zone(query, default_zone)
+    if not any(_single(query, name) for name in ("days", "since", "until")):
+        return None
+    return parse_window(query, zone)
+
+
+@dataclass(frozen=True)
+class ChartSize:
+    width: int | None
+    height: int | None
+    scale: float
+
+
+CHART_WIDTH = (200, 2000)
+CHART_HEIGHT = (150, 2000)
+CHART_SCALE = (0.5, 4.0)
+
+
+def parse_chart_size(query: Mapping[str, list[str]]) -> ChartSize:
+    """width and height in pixels (each chart has its own default) and the PNG scale."""
+    width = _positive_int(query, "width", CHART_WIDTH[1])
+    height = _positive_int(query, "height", CHART_HEIGHT[1])
+    for name, value, low in (("width", width, CHART_WIDTH[0]), ("height", height, CHART_HEIGHT[0])):
+        if value is not None and value < low:
+            raise ApiError(400, f"{name}={value} is under the minimum of {low}", parameter=name)
+    raw = _single(query, "scale")
+    scale = 1.0
+    if raw is not None:
+        try:
+            scale = float(raw)
+        except ValueError:
+            raise ApiError(400, f"scale={raw!r} is not a number", parameter="scale") from None
+        if not CHART_SCALE[0] <= scale <= CHART_SCALE[1]:
+            raise ApiError(
+                400,
+                f"scale={raw} is outside {CHART_SCALE[0]} to {CHART_SCALE[1]}",
+                parameter="scale",
+            )
+    return ChartSize(width, height, scale)
 
 
 def _single(query: Mapping[str, list[str]], name: str) -> str | None:

@@ -1,12 +1,13 @@
 """Which store answers which query: the whole routing table of the API in one place.
 
-Workflow state (the alert list, one alert, its history, status changes, new alerts) is read and
-written in PostgreSQL, the source of truth. The alert list and its count may read from a
+Workflow state (the alert list and its CSV export, one alert, its history, status changes, new
+alerts) is read and written in PostgreSQL, the source of truth, which also turns company names
+into the normalised keys both stores match on. The alert list and its count may read from a
 PostgreSQL read replica (``Services.reader``) and so trail the primary by the replica's delay;
 one alert and its history always read the primary, so that a client sees its own change at once.
-Aggregates (statistics, trends, top companies) are read from ClickHouse's views. Answers from
-ClickHouse carry the replication watermark they reflect: everything committed in PostgreSQL up to
-it is included.
+Aggregates (statistics, trends, top companies, regions, and the charts drawn from them) are read
+from ClickHouse. Answers from ClickHouse carry the replication watermark they reflect: everything
+committed in PostgreSQL up to it is included.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ def _list(services: Services, filters: ListFilters, **page: Any) -> list[dict[st
 
 def _count(services: Services, filters: ListFilters) -> int:
     return alerts.count_alerts(services.reader, filters)
+
+
+def _export(services: Services, filters: ListFilters, **how: Any) -> Any:
+    return alerts.iter_alerts(services.db, filters, **how)
+
+
+def _company_keys(services: Services, names: tuple[str, ...]) -> tuple[str, ...]:
+    return alerts.company_keys(services.db, names)
 
 
 def _detail(services: Services, alert_id: str) -> dict[str, Any]:
@@ -69,9 +78,15 @@ def _top_companies(services: Services, window: Window, filters: Filters) -> Any:
     return queries.top_companies(services.store, window, filters)
 
 
+def _regions(services: Services, window: Window, filters: Filters) -> Any:
+    return queries.regions(services.store, window, filters)
+
+
 ROUTES: dict[str, tuple[Store, Callable[..., Any]]] = {
     "alerts.list": (Store.POSTGRES, _list),
     "alerts.count": (Store.POSTGRES, _count),
+    "alerts.export": (Store.POSTGRES, _export),
+    "companies.keys": (Store.POSTGRES, _company_keys),
     "alerts.detail": (Store.POSTGRES, _detail),
     "alerts.history": (Store.POSTGRES, _history),
     "alerts.change_status": (Store.POSTGRES, _change_status),
@@ -80,6 +95,7 @@ ROUTES: dict[str, tuple[Store, Callable[..., Any]]] = {
     "statistics": (Store.CLICKHOUSE, _statistics),
     "risk_trends": (Store.CLICKHOUSE, _trends),
     "top_companies": (Store.CLICKHOUSE, _top_companies),
+    "regions": (Store.CLICKHOUSE, _regions),
 }
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "AlertPage",
     "CompanyOut",
     "HistoryEntry",
+    "RegionOut",
     "StatisticsOut",
     "StatusChange",
     "TrendOut",
@@ -101,6 +102,15 @@ class CompanyOut(msgspec.Struct):
     total_amount: float
     risk_score: float
     last_violation_date: date | None
+
+
+class RegionOut(msgspec.Struct):
+    region: str
+    alerts: int
+    critical: int
+    high: int
+    pending: int
+    amount: float
 
 
 class HistoryEntry(msgspec.Struct):

@@ -283,6 +283,66 @@ def _alert_count(services) -> int:
     return int(count)
 
 
+def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
+    """Draw one dashboard chart to a file, with the code and parameters of /api/charts/."""
+    from api.aggregate_routes import read_question
+    from api.chart_routes import chart_bytes
+    from api.errors import ApiError
+    from api.params import CHART_PARAMETERS, check_known, parse_chart_size
+    from msd.runtime import open_services
+    from ui.charts import FORMATS
+
+    out = Path(args.out)
+    fmt = args.format or out.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise SettingsError(
+            f"--format {fmt or '(none)'} is not one of {', '.join(FORMATS)}; name the format or"
+            " give --out a .png, .svg, .html or .json name"
+        )
+    query = {
+        name: values for name in CHART_PARAMETERS if (values := _as_list(getattr(args, name, None)))
+    }
+    try:
+        check_known(query, CHART_PARAMETERS)
+        window, filters = read_question(query, CHART_PARAMETERS, settings.timezone)
+        size = parse_chart_size(query)
+    except ApiError as error:
+        flag = "--" + error.errors[0].get("parameter", "?").replace("_", "-")
+        raise SettingsError(f"{flag}: {error.detail}") from None
+
+    services = open_services(settings, pool_size=2)
+    try:
+        body = chart_bytes(services, args.name, fmt, window, filters, size)
+    finally:
+        services.close()
+    out.write_bytes(body)
+    print(f"wrote chart {args.name} ({fmt}, {len(body):,} bytes) to {out}")
+    return 0
+
+
+def _as_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _add_chart_flags(chart: argparse.ArgumentParser) -> None:
+    from ui.charts import CHARTS, FORMATS
+
+    chart.add_argument("name", choices=list(CHARTS), help="which chart")
+    chart.add_argument("--out", required=True, help="file to write")
+    chart.add_argument("--format", choices=FORMATS, help="default: from the --out extension")
+    group = chart.add_argument_group("filters and window (as the API's parameters)")
+    for name in ("severity", "status", "region", "company"):
+        group.add_argument(f"--{name}", action="append", help=f"{name}; repeat for several")
+    group.add_argument(
+        "--violation-type", dest="violation_type", action="append", help="repeat for several"
+    )
+    group.add_argument("--q", help="free text in company name or violation type")
+    for name in ("days", "since", "until", "tz", "width", "height", "scale"):
+        group.add_argument(f"--{name}", help=f"as the API's {name}")
+
+
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
     from workflow.embedded import stop_embedded_postgres
 
@@ -374,6 +434,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--alerts", type=int, default=DEMO_ALERTS, help="generated alerts to load")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated data")
+    _add_chart_flags(command("chart", cmd_chart, "Draw a dashboard chart to a file."))
     command("stop", cmd_stop, "Stop the embedded PostgreSQL server.")
     add_account_commands(command)
     return parser

@@ -1,10 +1,11 @@
-"""The aggregate queries the API serves from ClickHouse: statistics, trends and top companies.
+"""The aggregate queries the API serves from ClickHouse: statistics, trends, top companies, regions.
 
 Each query reads the hourly materialized views when the window's edges and every local midnight in
 it fall on whole UTC hours (true of UTC and of every whole-hour zone, DST included): then each
 hour belongs to one local day and the answer is exact. Otherwise (a zone such as Asia/Kolkata, or a
 window edge inside an hour) it reads the signed change rows themselves, which is exact too, only
-slower.
+slower. The same raw path serves filters on a dimension a view lacks: stats_hourly has no
+company, company_hourly no violation type, and neither has the names free text searches.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from msd.like import like_pattern
 from olap.store import ClickHouseStore
 
 __all__ = [
     "Filters",
     "Window",
     "company_risk",
+    "regions",
     "statistics",
     "top_companies",
     "trends",
@@ -34,11 +37,20 @@ STATUSES = ("PENDING", "REVIEWING", "RESOLVED", "DISMISSED")
 
 @dataclass(frozen=True)
 class Filters:
-    """The list filters every aggregate also takes; an empty tuple means no filter."""
+    """The list filters every aggregate also takes; an empty tuple (or no ``q``) means no filter.
+
+    ``company`` holds the names asked for, ``company_key`` their normalised keys (what matches:
+    PostgreSQL's msd_company_key computes them, see ``workflow.alerts.company_keys``). ``q`` is
+    free text found, case-insensitively, in the company name or the violation type.
+    """
 
     severity: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
     region: tuple[str, ...] = ()
+    company: tuple[str, ...] = ()
+    company_key: tuple[str, ...] = ()
+    violation_type: tuple[str, ...] = ()
+    q: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,17 +133,30 @@ def _hour_aligned(window: Window) -> bool:
     return all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in edges + midnights)
 
 
+def _source(views: _Source, window: Window, filters: Filters, lacks: tuple[str, ...]) -> _Source:
+    """The hourly ``views`` when they can answer exactly, else the signed change rows."""
+    needs_raw = filters.q is not None or any(getattr(filters, name) for name in lacks)
+    return views if _hour_aligned(window) and not needs_raw else _CHANGES
+
+
 def _where(source: _Source, window: Window, filters: Filters) -> tuple[str, dict[str, Any]]:
     clauses = [
         f"{source.time} >= {{start:DateTime64(3, 'UTC')}}",
         f"{source.time} < {{end:DateTime64(3, 'UTC')}}",
     ]
     params: dict[str, Any] = {"start": window.start, "end": window.end, "tz": window.zone}
-    for name in ("severity", "status", "region"):
+    if filters.company and not filters.company_key:
+        raise ValueError("company names must be resolved to company keys before a query")
+    for name in ("severity", "status", "region", "company_key", "violation_type"):
         values = getattr(filters, name)
         if values:
             clauses.append(f"{name} IN {{{name}:Array(String)}}")
             params[name] = list(values)
+    if filters.q is not None:
+        # Each signed row carries the whole state of its alert, so matching row by row and
+        # summing signs counts exactly the alerts whose current name or type matches.
+        clauses.append("(company_name ILIKE {q:String} OR violation_type ILIKE {q:String})")
+        params["q"] = like_pattern(filters.q)
     return " AND ".join(clauses), params
 
 
@@ -145,7 +170,7 @@ class Statistics:
 
 
 def statistics(store: ClickHouseStore, window: Window, filters: Filters) -> Statistics:
-    source = _HOURLY if _hour_aligned(window) else _CHANGES
+    source = _source(_HOURLY, window, filters, lacks=("company_key",))
     where, params = _where(source, window, filters)
     w = source.weight
     row = store.query_rows(
@@ -185,7 +210,7 @@ class TrendDay:
 
 def trends(store: ClickHouseStore, window: Window, filters: Filters) -> list[TrendDay]:
     """One row per local day of the window, days without alerts included as zeros."""
-    source = _HOURLY if _hour_aligned(window) else _CHANGES
+    source = _source(_HOURLY, window, filters, lacks=("company_key",))
     where, params = _where(source, window, filters)
     w = source.weight
     rows = store.query_rows(
@@ -232,7 +257,7 @@ def top_companies(
     store: ClickHouseStore, window: Window, filters: Filters, limit: int = 10
 ) -> list[CompanyRisk]:
     """The ``limit`` companies with the highest risk score in the window."""
-    source = _COMPANY_HOURLY if _hour_aligned(window) else _CHANGES
+    source = _source(_COMPANY_HOURLY, window, filters, lacks=("violation_type",))
     where, params = _where(source, window, filters)
     w = source.weight
     params["limit"] = limit
@@ -261,6 +286,43 @@ def top_companies(
             int(row["high"]),
             row["amount"],
             _local_date(row["last_at"], tz),
+        )
+        for row in rows
+    ]
+
+
+@dataclass
+class RegionFigures:
+    region: str
+    alerts: int
+    critical: int
+    high: int
+    pending: int
+    amount: Decimal
+
+
+def regions(store: ClickHouseStore, window: Window, filters: Filters) -> list[RegionFigures]:
+    """Every region with alerts in the window, most alerts first (ties: by region)."""
+    source = _source(_HOURLY, window, filters, lacks=("company_key",))
+    where, params = _where(source, window, filters)
+    w = source.weight
+    rows = store.query_rows(
+        # Aliases differ from the view's columns (alerts, amount), which they would shadow.
+        f"SELECT region, sum({w}) AS total, sumIf({w}, severity = 'CRITICAL') AS critical,"
+        f" sumIf({w}, severity = 'HIGH') AS high, sumIf({w}, status = 'PENDING') AS pending,"
+        f" toDecimal128(sum({source.amount}), 2) AS total_amount"
+        f" FROM {store.database}.{source.table} WHERE {where}"
+        " GROUP BY region HAVING total != 0 ORDER BY total DESC, region",
+        params,
+    )
+    return [
+        RegionFigures(
+            row["region"],
+            int(row["total"]),
+            int(row["critical"]),
+            int(row["high"]),
+            int(row["pending"]),
+            row["total_amount"],
         )
         for row in rows
     ]

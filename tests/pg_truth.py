@@ -8,10 +8,17 @@ from typing import Any
 
 from workflow.db import Database
 
+# Written independently of the code under test: company by key computed here in SQL, free text
+# as a plain substring of the lower-cased texts (no LIKE pattern, so no escaping to get wrong).
 _FILTERS = (
     " AND (%(severity)s::text[] IS NULL OR severity = ANY(%(severity)s))"
     " AND (%(status)s::text[] IS NULL OR status = ANY(%(status)s))"
     " AND (%(region)s::text[] IS NULL OR region = ANY(%(region)s))"
+    " AND (%(company)s::text[] IS NULL OR company_key IN"
+    "      (SELECT msd_company_key(c) FROM unnest(%(company)s::text[]) c))"
+    " AND (%(violation_type)s::text[] IS NULL OR violation_type = ANY(%(violation_type)s))"
+    " AND (%(q)s::text IS NULL OR strpos(lower(company_name), lower(%(q)s)) > 0"
+    "      OR strpos(lower(violation_type), lower(%(q)s)) > 0)"
 )
 
 _WINDOW = " (detected_at AT TIME ZONE %(tz)s)::date BETWEEN %(first)s AND %(last)s"
@@ -25,6 +32,9 @@ def _params(first: date, last: date, tz: str, **filters: list[str] | None) -> di
         "severity": filters.get("severity"),
         "status": filters.get("status"),
         "region": filters.get("region"),
+        "company": filters.get("company"),
+        "violation_type": filters.get("violation_type"),
+        "q": filters.get("q"),
     }
 
 
@@ -91,7 +101,7 @@ def sql_top_companies(db: Database, first: date, last: date, tz: str, **filters:
             "  + coalesce(sum(amount), 0) / 100000 AS risk,"
             " max((detected_at AT TIME ZONE %(tz)s)::date)"
             " FROM w JOIN names USING (company_key) GROUP BY w.company_key, names.company_name"
-            " ORDER BY risk DESC, count(*) DESC, w.company_key LIMIT 10",
+            ' ORDER BY risk DESC, count(*) DESC, w.company_key COLLATE "C" LIMIT 10',
             _params(first, last, tz, **filters),
         ).fetchall()
         conn.rollback()
@@ -102,6 +112,30 @@ def sql_top_companies(db: Database, first: date, last: date, tz: str, **filters:
             "total_amount": float(r[2]),
             "risk_score": float(round(Decimal(r[3]), 4)),
             "last_violation_date": r[4].isoformat(),
+        }
+        for r in rows
+    ]
+
+
+def sql_regions(db: Database, first: date, last: date, tz: str, **filters: Any) -> list[dict]:
+    with db.reading() as conn:
+        rows = conn.execute(
+            "SELECT region, count(*), count(*) FILTER (WHERE severity = 'CRITICAL'),"
+            " count(*) FILTER (WHERE severity = 'HIGH'),"
+            " count(*) FILTER (WHERE status = 'PENDING'), coalesce(sum(amount), 0)"
+            " FROM alerts WHERE" + _WINDOW + _FILTERS + " GROUP BY region"
+            ' ORDER BY count(*) DESC, region COLLATE "C"',
+            _params(first, last, tz, **filters),
+        ).fetchall()
+        conn.rollback()
+    return [
+        {
+            "region": r[0],
+            "alerts": r[1],
+            "critical": r[2],
+            "high": r[3],
+            "pending": r[4],
+            "amount": float(r[5]),
         }
         for r in rows
     ]

@@ -4,31 +4,39 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg import sql
 
+from msd.like import like_pattern
 from workflow.db import Database
 
 __all__ = [
     "ALERT_COLUMNS",
+    "DEFAULT_ORDERING",
     "TRANSITIONS",
     "AlertNotFound",
     "InvalidCursor",
     "InvalidTransition",
     "ListFilters",
+    "ORDERINGS",
     "StaleVersion",
     "alert_history",
     "change_status",
+    "company_keys",
     "count_alerts",
     "create_alerts",
     "get_alert",
+    "iter_alerts",
     "list_alerts",
+    "list_query",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,22 +94,59 @@ class InvalidCursor(ValueError):
 
 @dataclass(frozen=True)
 class ListFilters:
+    """What the list and the export select; empty means no filter.
+
+    ``company`` is matched by company key, so any spelling of a company finds all of them;
+    ``q`` is found case-insensitively in the company name or the violation type; ``since`` and
+    ``until`` bound detected_at as [since, until).
+    """
+
     severity: Sequence[str] = ()
     status: Sequence[str] = ()
     region: Sequence[str] = ()
+    company: Sequence[str] = ()
+    violation_type: Sequence[str] = ()
+    q: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 def _where(filters: ListFilters) -> tuple[sql.Composable, list[Any]]:
     clauses: list[sql.Composable] = []
     params: list[Any] = []
-    for name in ("severity", "status", "region"):
+    for name in ("severity", "status", "region", "violation_type"):
         values = list(getattr(filters, name))
         if values:
             clauses.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier(name)))
             params.append(values)
+    if filters.company:
+        clauses.append(
+            sql.SQL("company_key = ANY(ARRAY(SELECT msd_company_key(n) FROM unnest(%s::text[]) n))")
+        )
+        params.append(list(filters.company))
+    if filters.q is not None:
+        # Backslash is ILIKE's default escape character; like_pattern escapes with it.
+        clauses.append(sql.SQL("(company_name ILIKE %s OR violation_type ILIKE %s)"))
+        params += [like_pattern(filters.q)] * 2
+    if filters.since is not None:
+        clauses.append(sql.SQL("detected_at >= %s"))
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append(sql.SQL("detected_at < %s"))
+        params.append(filters.until)
     if not clauses:
         return sql.SQL("TRUE"), params
     return sql.SQL(" AND ").join(clauses), params
+
+
+def company_keys(db: Database, names: Sequence[str]) -> tuple[str, ...]:
+    """The normalised key of each company name, as the alerts table computes it."""
+    with db.reading() as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT msd_company_key(n) FROM unnest(%s::text[]) n", (list(names),)
+        ).fetchall()
+        conn.rollback()
+    return tuple(sorted(row[0] for row in rows))
 
 
 def _select() -> sql.Composable:
@@ -114,37 +159,165 @@ def _rows(cursor: psycopg.Cursor) -> list[dict[str, Any]]:
     return [dict(zip(ALERT_COLUMNS, row)) for row in cursor.fetchall()]
 
 
-def encode_cursor(alert: dict[str, Any]) -> str:
-    raw = f"{alert['detected_at'].isoformat()}|{alert['id']}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+@dataclass(frozen=True)
+class _Order:
+    """One sort order of the list: the SQL it sorts by, and its key read back from a row."""
+
+    expression: str
+    key_of_row: Any
+    key_of_text: Any
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+def _amount_key(row: dict[str, Any]) -> str:
+    return "-1" if row["amount"] is None else str(row["amount"])
+
+
+_SEVERITY_RANK = {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+
+# Each order's expression is what migration 0004 indexes together with id, so that a keyset
+# page at any depth is an index range scan. An alert without amount sorts as -1, below every
+# amount (amounts are never negative), and severity by rank, LOW < MEDIUM < HIGH < CRITICAL.
+_ORDERS: dict[str, _Order] = {
+    "detected_at": _Order(
+        "detected_at", lambda r: r["detected_at"].isoformat(), datetime.fromisoformat
+    ),
+    "amount": _Order("coalesce(amount, -1)", _amount_key, Decimal),
+    "severity": _Order("msd_severity_rank(severity)", lambda r: _SEVERITY_RANK[r["severity"]], int),
+    "company_name": _Order("company_name", lambda r: r["company_name"], str),
+    "status": _Order("status", lambda r: r["status"], str),
+}
+ORDERINGS = tuple(name for field in _ORDERS for name in (field, "-" + field))
+DEFAULT_ORDERING = "-detected_at"
+
+
+def _order(ordering: str) -> tuple[_Order, bool]:
+    descending = ordering.startswith("-")
+    name = ordering.removeprefix("-")
+    if name not in _ORDERS:
+        raise ValueError(f"ordering {ordering!r} is not one of {', '.join(ORDERINGS)}")
+    return _ORDERS[name], descending
+
+
+def _order_by(ordering: str) -> sql.Composable:
+    order, descending = _order(ordering)
+    direction = "DESC" if descending else "ASC"
+    return sql.SQL(f"ORDER BY {order.expression} {direction}, id {direction}")
+
+
+def filters_fingerprint(filters: ListFilters, window_parameters: Sequence[str] = ()) -> str:
+    """Short and equal for equal filters whatever their order; a cursor carries it."""
+    normal = {
+        "severity": sorted(filters.severity),
+        "status": sorted(filters.status),
+        "region": sorted(filters.region),
+        "company": sorted(filters.company),
+        "violation_type": sorted(filters.violation_type),
+        "q": filters.q,
+        "window": list(window_parameters),
+    }
+    return hashlib.sha256(json.dumps(normal, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def encode_cursor(alert: dict[str, Any], ordering: str = DEFAULT_ORDERING, scope: str = "") -> str:
+    """A cursor after ``alert``: the ordering, the filters' fingerprint, the sort key and id."""
+    order, _ = _order(ordering)
+    raw = json.dumps([ordering, scope, order.key_of_row(alert), alert["id"]], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, ordering: str, scope: str) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, pk = raw.split("|")
-        return datetime.fromisoformat(moment), int(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        given_ordering, given_scope, key, pk = json.loads(raw)
+        order, _ = _order(given_ordering)
+        key, pk = order.key_of_text(str(key)), int(pk)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, ArithmeticError):
         raise InvalidCursor(f"cursor {cursor[:40]!r} is not one this API handed out") from None
+    if given_ordering != ordering:
+        raise InvalidCursor(
+            f"this cursor pages ordering={given_ordering}, not {ordering}: give the same"
+            " ordering as the page it came from, or start again without cursor"
+        )
+    if given_scope != scope:
+        raise InvalidCursor(
+            "this cursor belongs to other filters: give the same filters and window as the page"
+            " it came from, or start again without cursor"
+        )
+    return key, pk
+
+
+def list_query(
+    filters: ListFilters,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: str | None = None,
+    ordering: str = DEFAULT_ORDERING,
+    scope: str = "",
+) -> tuple[sql.Composable, list[Any]]:
+    """The list's SELECT and its parameters (see ``list_alerts``)."""
+    where, params = _where(filters)
+    if after is not None:
+        key, pk = _decode_cursor(after, ordering, scope)
+        order, descending = _order(ordering)
+        comparison = "<" if descending else ">"
+        where = sql.SQL("{} AND ({}, id) {} (%s, %s)").format(
+            where, sql.SQL(order.expression), sql.SQL(comparison)
+        )
+        params += [key, pk]
+        offset = 0
+    query = sql.SQL("{} WHERE {} {} LIMIT %s OFFSET %s").format(
+        _select(), where, _order_by(ordering)
+    )
+    return query, [*params, limit, offset]
 
 
 def list_alerts(
-    db: Database, filters: ListFilters, *, limit: int, offset: int = 0, after: str | None = None
+    db: Database,
+    filters: ListFilters,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: str | None = None,
+    ordering: str = DEFAULT_ORDERING,
+    scope: str = "",
 ) -> list[dict[str, Any]]:
-    """Newest first. ``after`` is a cursor from a previous page; with it, ``offset`` is ignored."""
-    where, params = _where(filters)
-    if after is not None:
-        moment, pk = _decode_cursor(after)
-        where = sql.SQL("{} AND (detected_at, id) < (%s, %s)").format(where)
-        params += [moment, pk]
-        offset = 0
-    query = sql.SQL("{} WHERE {} ORDER BY detected_at DESC, id DESC LIMIT %s OFFSET %s").format(
-        _select(), where
+    """Sorted by ``ordering`` then id. ``after`` is a cursor from a previous page with the same
+    ordering and filters (their fingerprint is ``scope``); with it, ``offset`` is ignored."""
+    query, params = list_query(
+        filters, limit=limit, offset=offset, after=after, ordering=ordering, scope=scope
     )
     with db.reading() as conn:
-        rows = _rows(conn.execute(query, [*params, limit, offset]))
+        rows = _rows(conn.execute(query, params))
         conn.rollback()
     return rows
+
+
+def iter_alerts(
+    db: Database,
+    filters: ListFilters,
+    *,
+    ordering: str = DEFAULT_ORDERING,
+    columns: Sequence[str] = ALERT_COLUMNS,
+    chunk: int = 5000,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Every selected alert, in chunks of ``chunk`` rows read through a server-side cursor.
+
+    PostgreSQL keeps the result; this process holds one chunk at a time, so an export of any
+    size takes the memory of one chunk. The connection stays taken until the iterator ends or
+    is closed.
+    """
+    where, params = _where(filters)
+    query = sql.SQL("SELECT {} FROM alerts WHERE {} {}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns), where, _order_by(ordering)
+    )
+    with db.reading() as conn:
+        with conn.cursor(name="msd_export") as cursor:
+            cursor.itersize = chunk
+            cursor.execute(query, params)
+            while rows := cursor.fetchmany(chunk):
+                yield rows
+        conn.rollback()
 
 
 def count_alerts(db: Database, filters: ListFilters) -> int:

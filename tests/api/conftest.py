@@ -60,3 +60,48 @@ def seed_alerts(db: Database, count: int, *, hours_apart: int = 7) -> None:
             " FROM generate_series(1, %s) AS g",
             (hours_apart, hours_apart, count),
         )
+
+
+# Names and types that break naive code: commas, quotes, backslashes, LIKE wildcards, scripts
+# written right to left, characters outside the Basic Multilingual Plane, case pairs beyond ASCII.
+TRICKY_COMPANIES = (
+    "ACME BANK, N.A.",
+    "Acme Bank N.A.",
+    "東京銀行",
+    "بنك الرياض",
+    "🏦 Emoji Savings",
+    'O\'Brien "Quoted" & Co',
+    "Back\\slash Ltd",
+    "100% Pure_Finance",
+    "100x PureXFinance",
+    "Société Générale",
+    "SOCIÉTÉ GÉNÉRALE",
+)
+TRICKY_TYPES = ("fraud, wire", "50% rule_breach", "type-\\back", "Insider trading", "東証違反")
+
+
+def seed_tricky_alerts(db: Database, count: int = 132, *, hours_apart: int = 5) -> None:
+    """``count`` alerts over the tricky names and types, spread back in time from now."""
+    severities = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+    statuses = ("PENDING", "REVIEWING", "RESOLVED", "DISMISSED")
+    rows = [
+        (
+            f"tricky-{g}",
+            TRICKY_COMPANIES[g % len(TRICKY_COMPANIES)],
+            TRICKY_TYPES[g % len(TRICKY_TYPES)],
+            severities[(g * 3) % 4],
+            statuses[(g * 5) % 4],
+            None if g % 7 == 0 else f"{g * 777.77:.2f}",
+            ("CA", "NY", "", "WA", "TX")[g % 5],
+            g * hours_apart,
+        )
+        for g in range(1, count + 1)
+    ]
+    with db.transaction(actor="seed", source="test") as conn:
+        conn.cursor().executemany(
+            "INSERT INTO alerts (alert_id, company_name, violation_type, severity, status, amount,"
+            " region, detected_at, resolved_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, now() - make_interval(hours => %s),"
+            " CASE WHEN %s IN ('RESOLVED', 'DISMISSED') THEN now() END)",
+            [(*row, row[4]) for row in rows],
+        )

@@ -23,7 +23,12 @@ from tests.api.conftest import seed_alerts
 from workflow import accounts
 
 # OpenAPI names paths without the trailing slash the routes also answer with.
-PUBLIC = {("GET", "/health"), ("GET", "/metrics"), ("GET", "/"), ("POST", "/api/session")}
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/metrics"),
+    ("GET", "/"),
+    ("POST", "/api/session"),
+}
 SAFE = {"GET", "HEAD", "OPTIONS"}
 # Answered with a stream that never ends when admitted: checked for refusals only.
 STREAMS = {("GET", "/api/live")}

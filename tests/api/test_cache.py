@@ -196,3 +196,46 @@ def test_health_says_degraded_while_redis_is_away(services: Services) -> None:
 
     assert health["status"] == "degraded" and health["cache"] == "degraded"
     assert stats.status_code == 200
+
+
+def test_cache_key_of_new_filters_ignores_order_and_keeps_distinct_values_apart() -> None:
+    from api.aggregate_routes import cache_key
+    from olap.queries import Filters, window_for_days
+
+    window = window_for_days(30, "UTC")
+
+    def key(**filters: object) -> str:
+        return cache_key("statistics", window, Filters(**filters), "7:100")  # type: ignore[arg-type]
+
+    same = [
+        key(company=("ACME BANK, N.A.", "東京銀行"), violation_type=("b", "a")),
+        key(company=("東京銀行", "ACME BANK, N.A."), violation_type=("a", "b")),
+    ]
+    distinct = [
+        key(),
+        key(company=("ACME BANK, N.A.",)),
+        key(company=("ACME BANK", "N.A.")),  # a comma inside one name is not two names
+        key(company=("ACME BANK,N.A.",)),
+        key(violation_type=("ACME BANK, N.A.",)),
+        key(q="ACME BANK, N.A."),
+        key(q="acme"),
+        key(q="Acme"),
+        key(q=""),
+        key(region=("ACME BANK, N.A.",)),
+    ]
+    assert same[0] == same[1]
+    assert len(set(distinct)) == len(distinct)
+    assert key(q="x") != cache_key("regions", window, Filters(q="x"), "7:100")
+
+
+def test_new_filters_in_any_order_are_one_cache_entry(client: TestClient, seeded: Services):
+    first = client.get(
+        "/api/alerts/top_companies/?company=Initech&company=Hooli&violation_type=type-1&q=o"
+    )
+    reordered = client.get(
+        "/api/alerts/top_companies/?q=o&company=Hooli&violation_type=type-1&company=Initech"
+    )
+    other = client.get("/api/alerts/top_companies/?company=Initech&violation_type=type-1&q=o")
+
+    assert first.headers["x-cache"] == "miss" and reordered.headers["x-cache"] == "hit"
+    assert other.headers["x-cache"] == "miss" and other.json() != first.json()
