@@ -15,7 +15,7 @@ from olap import queries
 from olap.queries import Filters, window_between
 from olap.replicator import Replicator
 from tests.conftest import StoreFactory
-from tests.pg_truth import sql_regions, sql_statistics, sql_top_companies, sql_trends
+from tests.pg_truth import sql_regions, sql_statistics, sql_top_companies, sql_trends, start_empty
 from workflow.alerts import company_keys
 from workflow.db import Database
 
@@ -94,8 +94,7 @@ def test_filtered_aggregates_equal_postgres_after_random_changes(
     asked: list[dict[str, Any]],
     tz: str,
 ) -> None:
-    with db.transaction() as conn:
-        conn.execute("TRUNCATE alerts, alert_events, replication_state")
+    start_empty(db)
     store = store_factory("msd_filtered")
     replicator = Replicator(db, store, batch_size=7)
     for op in operations:

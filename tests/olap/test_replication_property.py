@@ -14,6 +14,7 @@ from olap.replicator import Replicator
 from olap.store import ClickHouseStore
 from tests.conftest import StoreFactory
 from tests.olap.truth import clickhouse_aggregates, postgres_aggregates
+from tests.pg_truth import start_empty
 from workflow.db import Database
 
 
@@ -116,11 +117,7 @@ def replicate(db: Database, store: ClickHouseStore, crash_at: str | None, batch:
 def test_aggregates_equal_postgres_after_random_changes_and_crashes(
     db: Database, store_factory: StoreFactory, operations: list[tuple[Any, ...]]
 ) -> None:
-    with db.transaction() as conn:
-        # Each example starts empty; the audit trail refuses TRUNCATE unless its guard is lifted.
-        conn.execute("ALTER TABLE alert_events DISABLE TRIGGER alert_events_no_truncate")
-        conn.execute("TRUNCATE alerts, alert_events, replication_state")
-        conn.execute("ALTER TABLE alert_events ENABLE TRIGGER alert_events_no_truncate")
+    start_empty(db)
     store = store_factory("msd_prop")
 
     for op in operations:
