@@ -66,15 +66,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         raise
     if not args.no_replicate:
         services.start_replication()
-    stops = []
-    if args.schedule:
-        from jobs.scheduler import InProcessScheduler
-        from jobs.schedules import load_schedules
+    return _serve(services, _start_schedules(services) if args.schedule else [])
 
-        scheduler = InProcessScheduler(services, load_schedules(settings.schedule_file))
-        scheduler.start()
-        stops.append(scheduler.stop)
-    return _serve(services, stops)
+
+def _start_schedules(services) -> list[Callable[[], None]]:  # type: ignore[no-untyped-def]
+    """Run the scheduled jobs in this process, sharing its open stores; the stop to call."""
+    from jobs.scheduler import InProcessScheduler
+    from jobs.schedules import load_schedules
+
+    scheduler = InProcessScheduler(services, load_schedules(services.settings.schedule_file))
+    scheduler.start()
+    return [scheduler.stop]
 
 
 def _serve(services, stops: Sequence[Callable[[], None]] = ()) -> int:
@@ -273,7 +275,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         flush=True,
     )
     services.start_replication()
-    return _serve(services)
+    # The demo is the whole product on one machine: its scheduled jobs run here too.
+    return _serve(services, _start_schedules(services))
 
 
 def _alert_count(services) -> int:
