@@ -100,7 +100,7 @@ def _services(state: State) -> Services:
 async def signin_page() -> File:
     return File(
         STATIC / "signin.html",
-        media_type="text/html; charset=utf-8",
+        media_type="text/html",
         content_disposition_type="inline",
         headers={"Content-Security-Policy": SIGNIN_POLICY, "Cache-Control": "no-cache"},
     )
@@ -110,7 +110,7 @@ async def signin_page() -> File:
 async def signin_script() -> File:
     return File(
         STATIC / "signin.js",
-        media_type="text/javascript; charset=utf-8",
+        media_type="text/javascript",
         content_disposition_type="inline",
         headers={"Cache-Control": "no-cache"},
     )

@@ -76,6 +76,7 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
             401,
             "this endpoint needs credentials: send 'Authorization: Bearer <token>' (make one "
             "with `msd token create`) or sign in at /signin",
+            errors=[{"header": "Authorization", "message": "missing"}],
             headers={"WWW-Authenticate": 'Bearer realm="msd"'},
         )
     if not principal.may(role):
@@ -84,6 +85,7 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
             f"{principal.name} has the {principal.role} role; {method} {connection.url.path} "
             f"needs {role}",
             title="Forbidden",
+            errors=[{"role": role, "message": f"needs the {role} role"}],
         )
     if method not in SAFE_METHODS:
         _check_unsafe_request(connection, principal)
@@ -95,6 +97,7 @@ async def authorize(connection: ASGIConnection, handler: BaseRouteHandler) -> No
             f"request limit of {limiter.describe()} reached for {principal.name}; "
             f"retry in {retry_after} s",
             title="Too many requests",
+            errors=[{"limit": limiter.describe(), "message": "over the request limit"}],
             headers={"Retry-After": str(retry_after)},
         )
     connection.state.principal = principal
@@ -119,6 +122,7 @@ def _check_unsafe_request(connection: ASGIConnection, principal: Principal) -> N
                 "a signed-in change needs the X-CSRF-Token header with the value of the "
                 f"{CSRF_COOKIE} cookie",
                 title="Forbidden",
+                errors=[{"header": "X-CSRF-Token", "message": "missing or wrong"}],
             )
     elif principal.credential == "anonymous":
         # No credential means no CSRF token either; a JSON body at least forces a cross-site
@@ -144,7 +148,16 @@ async def _identify(connection: ASGIConnection, services: Services) -> Principal
                 "the Authorization header must be 'Bearer <token>'",
                 headers={"WWW-Authenticate": 'Bearer realm="msd"'},
             )
-        return await _remember("token", secret.strip(), principal_for_token, services.db)
+        principal = await _remember("token", secret.strip(), principal_for_token, services.db)
+        if principal is None:
+            raise ApiError(
+                401,
+                "the bearer token is unknown, revoked or expired; ask an admin for a new one "
+                "(`msd token create`)",
+                errors=[{"header": "Authorization", "message": "unknown, revoked or expired"}],
+                headers={"WWW-Authenticate": 'Bearer realm="msd", error="invalid_token"'},
+            )
+        return principal
     session_id = connection.cookies.get(SESSION_COOKIE)
     if session_id:
         principal = await _remember(

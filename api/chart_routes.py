@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 MEDIA_TYPES = {
     "png": "image/png",
     "svg": "image/svg+xml",
-    "html": "text/html; charset=utf-8",
+    "html": "text/html",
     "json": "application/json",
 }
 VENDOR_PATH = "/ui/vendor/vega.js"

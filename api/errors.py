@@ -87,11 +87,14 @@ class ApiError(Exception):
 
 _TITLES = {
     400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
     413: "Payload too large",
     415: "Unsupported media type",
+    429: "Too many requests",
     503: "Service unavailable",
     500: "Internal server error",
 }

@@ -121,7 +121,7 @@ def export_alerts(
     today = datetime.now(ZoneInfo(services.settings.timezone)).date()
     return Stream(
         csv_chunks(rows),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="alerts-{today.isoformat()}.csv"',
             "Cache-Control": "no-store",

@@ -168,11 +168,25 @@ def _write_alerts(conn: psycopg.Connection, path: Path) -> int:
                     quoted_strings_can_be_null=False,
                 ),
             )
+            # Batches come as Arrow's reader cuts them; row groups hold ROW_GROUP_ROWS each,
+            # so that readers get few, large groups and the file compresses well.
+            waiting: list[pa.RecordBatch] = []
+            waiting_rows = 0
             for batch in reader:
-                table = _typed(pa.Table.from_batches([batch]), schema)
-                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                rows += table.num_rows
+                waiting.append(batch)
+                waiting_rows += batch.num_rows
+                if waiting_rows >= ROW_GROUP_ROWS:
+                    rows += _write_group(writer, waiting, schema)
+                    waiting, waiting_rows = [], 0
+            if waiting:
+                rows += _write_group(writer, waiting, schema)
     return rows
+
+
+def _write_group(writer: pq.ParquetWriter, batches: list, schema: pa.Schema) -> int:
+    table = _typed(pa.Table.from_batches(batches), schema)
+    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    return table.num_rows
 
 
 def _alert_schema() -> pa.Schema:
@@ -202,15 +216,19 @@ class _CopyStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                self._pending = bytes(next(self._chunks))
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+        """Fill ``buffer`` from as many chunks as fit: COPY sends about a row per chunk."""
+        filled = 0
+        while filled < len(buffer):
+            if not self._pending:
+                try:
+                    self._pending = bytes(next(self._chunks))
+                except StopIteration:
+                    break
+            size = min(len(buffer) - filled, len(self._pending))
+            buffer[filled : filled + size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            filled += size
+        return filled
 
 
 def _write_daily(conn: psycopg.Connection, path: Path) -> int:

@@ -70,7 +70,7 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"password (shown once): {password}")
         elif args.action == "disable":
             accounts.disable_user(db, args.name)
-            print(f"disabled user {args.name}: their sessions and tokens stop working")
+            print(f"disabled user {args.name}: their sessions and tokens stop working within 2 s")
         else:
             for user in accounts.list_users(db):
                 state = "disabled" if user["disabled_at"] else "enabled"

@@ -144,8 +144,10 @@ class _FolderLock:
             handle.close()
             raise StoreBusyError(
                 f"the embedded ClickHouse folder {self.path.with_suffix('')} is open in "
-                f"{holder}; only one process may open it. Stop that process, or let it do the "
-                "work (a running `msd serve` replicates what `msd ingest` writes).",
+                f"{holder}; only one process may open it. Stop that process, or ask it: a "
+                "running `msd serve` or `msd demo` replicates what `msd ingest` writes, draws "
+                "charts at /api/charts/, and runs reconcile and snapshots on its schedules "
+                "(`msd scheduler --list`).",
                 holder,
             ) from None
         handle.seek(0)

@@ -112,6 +112,9 @@ def test_a_wrong_or_malformed_authorization_is_401_saying_what_to_send(bare: Tes
     assert wrong.status_code == basic.status_code == 401
     assert wrong.headers["content-type"].startswith("application/problem+json")
     assert "Bearer" in basic.json()["detail"] and wrong.headers["www-authenticate"]
+    assert "unknown, revoked or expired" in wrong.json()["detail"]
+    assert wrong.json()["errors"][0]["header"] == "Authorization"
+    assert wrong.json()["title"] == "Unauthorized"
 
 
 def test_tokens_are_stored_as_digests_and_stop_working_when_revoked_or_expired(
