@@ -30,9 +30,9 @@ def _seed(services, size: int) -> list[str]:  # type: ignore[no-untyped-def]
         conn.execute(
             "INSERT INTO alerts (alert_id, company_name, violation_type, severity, status,"
             " amount, region, detected_at)"
-            " SELECT 'b-' || g, 'Company ' || (g % 2000), 'type-' || (g % 40),"
-            "  (ARRAY['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'])[1 + g % 4], 'PENDING',"
-            "  g * 10, 'R' || (g % 50), now() - make_interval(mins => g)"
+            " SELECT 'b-' || g, 'Company ' || (g %% 2000), 'type-' || (g %% 40),"
+            "  (ARRAY['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'])[1 + g %% 4], 'PENDING',"
+            "  g * 10, 'R' || (g %% 50), now() - make_interval(mins => g)"
             " FROM generate_series(1, %s) AS g",
             (size,),
         )
