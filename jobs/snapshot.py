@@ -103,7 +103,8 @@ def write_snapshot(db: Database, folder: Path, *, target: str = "msd") -> Snapsh
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         last_event = conn.execute("SELECT coalesce(max(event_id), 0) FROM alert_events")
         last_event_id = int(last_event.fetchone()[0])  # type: ignore[index]
-        snapshot_id = str(conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0])  # type: ignore[index]
+        row = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+        snapshot_id = str(row[0])  # type: ignore[index]
         watermark = read_watermark(conn, target)
         stamp = f"{taken_at:%Y%m%dT%H%M%SZ}-e{last_event_id:012d}"
 

@@ -205,7 +205,8 @@ def test_cache_key_of_new_filters_ignores_order_and_keeps_distinct_values_apart(
     window = window_for_days(30, "UTC")
 
     def key(**filters: object) -> str:
-        return cache_key("statistics", window, Filters(**filters), "7:100")  # type: ignore[arg-type]
+        asked = Filters(**filters)  # type: ignore[arg-type]
+        return cache_key("statistics", window, asked, "7:100")
 
     same = [
         key(company=("ACME BANK, N.A.", "東京銀行"), violation_type=("b", "a")),
