@@ -38,7 +38,7 @@ from api.params import (
     parse_ordering,
     parse_page,
 )
-from api.routing import answer
+from api.routing import answer, list_count
 from api.schemas import AlertIn, AlertOut, AlertPage, HistoryEntry, StatusChange
 from msd.runtime import Services
 from workflow.alerts import (
@@ -122,7 +122,7 @@ def list_alerts(
     page: PageParam = None,
     page_size: PageSizeParam = None,
     cursor: CursorParam = None,
-) -> AlertPage:
+) -> Response[AlertPage]:
     services = _services(state)
     query = _query(request)
     where, ordering_, scope = list_question(query, LIST_PARAMETERS, services.settings.timezone)
@@ -141,15 +141,15 @@ def list_alerts(
         )
     except InvalidCursor as error:
         raise ApiError(400, str(error), parameter="cursor") from None
-    count = answer("alerts.count", services, where)
+    count = list_count(services, state.cache, where)
     if pagination.cursor is None and pagination.number > 1 and not rows:
         raise ApiError(404, f"page {pagination.number} is past the last page", parameter="page")
 
     more = len(rows) > pagination.size
     rows = rows[: pagination.size]
     next_cursor = encode_cursor(rows[-1], ordering_, scope) if more and rows else None
-    return AlertPage(
-        count=count,
+    page = AlertPage(
+        count=count.value,
         next=_next_url(request, pagination, next_cursor) if more else None,
         previous=_page_url(request, page=pagination.number - 1)
         if pagination.cursor is None and pagination.number > 1
@@ -157,6 +157,7 @@ def list_alerts(
         results=[AlertOut.from_row(row) for row in rows],
         next_cursor=next_cursor,
     )
+    return Response(page, headers=count.headers())
 
 
 def _next_url(request: Request, pagination: Any, next_cursor: str | None) -> str:

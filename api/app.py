@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
 from litestar.config.app import AppConfig
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
@@ -159,21 +159,29 @@ def create_app(
     shared_counter = cache.count if services.settings.redis_url else None
     rate_limiter = RateLimiter(services.settings.rate_limit, shared_counter)
     return Litestar(
-        route_handlers=document_problems(
-            [
-                *access_handlers,
-                *alert_handlers,
-                *aggregate_handlers,
-                *batch_handlers,
-                *chart_handlers,
-                *export_handlers,
-                health,
-                metrics,
-                index,
-                *live_handlers,
-                *ui_handlers,
-            ]
-        ),
+        # One router, registered at once: Litestar registers a handler again whenever a later
+        # one shares its path, and a second registration runs a sync handler in a thread that
+        # starts another thread (and a handler returning a Response then fails).
+        route_handlers=[
+            Router(
+                path="/",
+                route_handlers=document_problems(
+                    [
+                        *access_handlers,
+                        *alert_handlers,
+                        *aggregate_handlers,
+                        *batch_handlers,
+                        *chart_handlers,
+                        *export_handlers,
+                        health,
+                        metrics,
+                        index,
+                        *live_handlers,
+                        *ui_handlers,
+                    ]
+                ),
+            )
+        ],
         state=State(
             {
                 "services": services,

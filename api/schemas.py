@@ -49,6 +49,12 @@ class AlertOut(msgspec.Struct):
 
 
 class AlertPage(msgspec.Struct):
+    """One page of the alert list.
+
+    ``count`` is exact up to MSD_EXACT_COUNT_LIMIT; above it, ClickHouse's count of the filtered
+    set as of the replication watermark (the ``X-Count-Source`` header says which store counted).
+    """
+
     count: int
     next: str | None
     previous: str | None

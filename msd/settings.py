@@ -113,6 +113,13 @@ SETTINGS: tuple[Setting, ...] = (
         "100",
         "Most live-update streams (/api/live/) open at once per process; more get 503.",
     ),
+    Setting(
+        "exact_count_limit",
+        "10000",
+        "Largest alert-list count counted exactly in PostgreSQL; a filtered set that ClickHouse "
+        "counts above it gets ClickHouse's count as of the replication watermark. 0: always "
+        "exact.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -149,6 +156,7 @@ class Settings:
     clickhouse_timeout_seconds: float = 30.0
     database_timeout_seconds: float = 5.0
     live_max_clients: int = 100
+    exact_count_limit: int = 10_000
 
     @property
     def embedded_postgres(self) -> bool:
@@ -207,6 +215,7 @@ def _validate(raw: dict[str, str | None]) -> Settings:
             "database_timeout_seconds", raw["database_timeout_seconds"], 0.1, 600
         ),
         live_max_clients=_int("live_max_clients", raw["live_max_clients"], 1, 10_000),
+        exact_count_limit=_int("exact_count_limit", raw["exact_count_limit"], 0, 10**12),
     )
 
 

@@ -22,6 +22,7 @@ from olap.store import ClickHouseStore
 __all__ = [
     "Filters",
     "Window",
+    "alert_count",
     "company_risk",
     "regions",
     "statistics",
@@ -140,11 +141,22 @@ def _source(views: _Source, window: Window, filters: Filters, lacks: tuple[str, 
 
 
 def _where(source: _Source, window: Window, filters: Filters) -> tuple[str, dict[str, Any]]:
-    clauses = [
-        f"{source.time} >= {{start:DateTime64(3, 'UTC')}}",
-        f"{source.time} < {{end:DateTime64(3, 'UTC')}}",
-    ]
-    params: dict[str, Any] = {"start": window.start, "end": window.end, "tz": window.zone}
+    where, params = _bounded_where(source, window.start, window.end, filters)
+    params["tz"] = window.zone
+    return where, params
+
+
+def _bounded_where(
+    source: _Source, start: datetime | None, end: datetime | None, filters: Filters
+) -> tuple[str, dict[str, Any]]:
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if start is not None:
+        clauses.append(f"{source.time} >= {{start:DateTime64(3, 'UTC')}}")
+        params["start"] = start
+    if end is not None:
+        clauses.append(f"{source.time} < {{end:DateTime64(3, 'UTC')}}")
+        params["end"] = end
     if filters.company and not filters.company_key:
         raise ValueError("company names must be resolved to company keys before a query")
     for name in ("severity", "status", "region", "company_key", "violation_type"):
@@ -157,7 +169,35 @@ def _where(source: _Source, window: Window, filters: Filters) -> tuple[str, dict
         # summing signs counts exactly the alerts whose current name or type matches.
         clauses.append("(company_name ILIKE {q:String} OR violation_type ILIKE {q:String})")
         params["q"] = like_pattern(filters.q)
-    return " AND ".join(clauses), params
+    return " AND ".join(clauses) or "1", params
+
+
+def alert_count(
+    store: ClickHouseStore, filters: Filters, start: datetime | None, end: datetime | None
+) -> int:
+    """How many alerts match ``filters`` and were detected in [start, end) (None: unbounded).
+
+    The list's filters, counted from the views where they can answer exactly: stats_hourly
+    without a company filter, company_hourly with one but no violation type, the signed change
+    rows otherwise (free text, or an edge inside an hour).
+    """
+    whole_hours = all(
+        t is None or (t.minute == 0 and t.second == 0 and t.microsecond == 0) for t in (start, end)
+    )
+    if not whole_hours or filters.q is not None:
+        source = _CHANGES
+    elif not filters.company_key:
+        source = _HOURLY
+    elif not filters.violation_type:
+        source = _COMPANY_HOURLY
+    else:
+        source = _CHANGES
+    where, params = _bounded_where(source, start, end, filters)
+    row = store.query_rows(
+        f"SELECT sum({source.weight}) AS total FROM {store.database}.{source.table} WHERE {where}",
+        params,
+    )[0]
+    return int(row["total"] or 0)
 
 
 @dataclass

@@ -32,6 +32,8 @@ AGGREGATES = {
     "risk_trends": ("/api/alerts/risk_trends/", sql_trends),
     "top_companies": ("/api/alerts/top_companies/", sql_top_companies),
 }
+# Below the seed's HIGH and CRITICAL alerts, so that ClickHouse counts those lists while it can.
+EXACT_COUNT_LIMIT = 3
 # A question never asked before the outage: nothing cached to fall back on.
 UNASKED = "/api/alerts/statistics/?severity=HIGH&region=TX"
 # The cached question spelled another way: the same normalised parameters.
@@ -66,8 +68,12 @@ def _workflow_during_outage(client: TestClient) -> dict[str, int]:
         "region": "CA",
         "detected_at": date.today().isoformat(),
     }
+    # Not asked before the outage, so no count of it is cached at the current watermark.
+    listed = client.get("/api/alerts/?severity=CRITICAL")
     codes = {
-        "list": client.get("/api/alerts/?severity=HIGH").status_code,
+        "list": listed.status_code,
+        "list_count": listed.json()["count"],
+        "list_counted_by": listed.headers.get("x-count-source"),
         "detail": client.get("/api/alerts/seed-3/").status_code,
         "history": client.get("/api/alerts/seed-3/history/").status_code,
         "create": client.post("/api/alerts/", json=alert).status_code,
@@ -85,6 +91,15 @@ def _workflow_during_outage(client: TestClient) -> dict[str, int]:
     task = wait_for(finished, what="the batch task finishing")
     codes["batch_changed"] = task["counts"]["changed"]
     return codes
+
+
+def _severity_count(services: Services, severity: str) -> int:
+    with services.db.reading() as conn:
+        count = conn.execute(
+            "SELECT count(*) FROM alerts WHERE severity = %s", (severity,)
+        ).fetchone()[0]
+        conn.rollback()
+    return int(count)
 
 
 def _differences(services: Services) -> list[str]:
@@ -120,6 +135,12 @@ def run_outage(
     client.patch("/api/alerts/seed-2/", json={"status": "REVIEWING"})
     wait_for(lambda: _replicated(services), what="the change before the outage replicating")
     seen["watermark_before_outage"] = services.watermark().header()
+
+    listed = client.get("/api/alerts/?severity=HIGH")
+    seen["high_alerts"] = _severity_count(services, "HIGH")
+    seen["critical_alerts"] = _severity_count(services, "CRITICAL")
+    assert listed.headers["x-count-source"] == "clickhouse", "the limit is below the HIGH count"
+    assert listed.json()["count"] == seen["high_alerts"]
 
     with LogLines("olap.replicator") as replicator_log:
         take_away()
@@ -171,6 +192,9 @@ def check_outage(seen: dict[str, Any]) -> None:
         200, 200, 200, 201, 200, 202
     ], workflow  # fmt: skip
     assert workflow["batch_changed"] == 2
+    # Above the exact-count limit ClickHouse counts the list; without it PostgreSQL counts all.
+    assert workflow["list_counted_by"] == "postgresql"
+    assert workflow["list_count"] == seen["critical_alerts"]
 
     health = seen["health_during"]
     assert health["status"] == "degraded" and health["clickhouse"] == "unavailable"
@@ -202,7 +226,12 @@ def _embedded_main(pg_url: str, folder: str) -> None:
 
     database = "msd_outage"
     settings = load_settings(
-        {"clickhouse_database": database, "replication_interval": "0.1"}, environ={}
+        {
+            "clickhouse_database": database,
+            "replication_interval": "0.1",
+            "exact_count_limit": str(EXACT_COUNT_LIMIT),
+        },
+        environ={},
     )
     db = Database(pg_url, max_size=4)
     store = EmbeddedStore(Path(folder), database)

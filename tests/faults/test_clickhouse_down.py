@@ -26,7 +26,7 @@ from msd.settings import load_settings
 from olap.replicator import Replicator
 from olap.store import ServerStore
 from tests.api.conftest import authorize, seed_alerts
-from tests.faults.clickhouse_outage import check_outage, run_outage
+from tests.faults.clickhouse_outage import EXACT_COUNT_LIMIT, check_outage, run_outage
 from tests.faults.conftest import RestartableClickHouse
 from tests.pg_truth import sql_statistics
 from workflow.db import Database
@@ -47,6 +47,7 @@ def server_services(db: Database, clickhouse_server: RestartableClickHouse) -> I
             "clickhouse_database": database,
             "clickhouse_timeout_seconds": str(TIMEOUT_SECONDS),
             "replication_interval": "0.1",
+            "exact_count_limit": str(EXACT_COUNT_LIMIT),
         },
         environ={},
     )
