@@ -139,14 +139,28 @@ class Round:
     applied: Position
 
     def bounds(self, upper: Position) -> dict[str, object]:
+        lower = self._scan_start()
         return {
             "base": self.base,
             "target": self.target,
-            "lo_tx": self.applied.tx,
-            "lo_event": self.applied.event,
+            "lo_tx": lower.tx,
+            "lo_event": lower.event,
             "hi_tx": upper.tx,
             "hi_event": upper.event,
         }
+
+    def _scan_start(self) -> Position:
+        """The applied position, or the base's xmin at the start of a round.
+
+        Both bound the same index scan, but PostgreSQL starts it at the row comparison: from
+        (0, 0) it would walk every event ever recorded, in each query of each round. No event
+        of the round is below the base's xmin (those were all visible to the base), and event
+        ids start at 1, so (xmin, 0) excludes nothing the round holds.
+        """
+        base_xmin = int(self.base.split(":", 1)[0])
+        if int(self.applied.tx) >= base_xmin:
+            return self.applied
+        return Position(str(base_xmin), 0)
 
     def token(self, target_name: str, upper: Position) -> str:
         snapshots = hashlib.sha1(f"{self.base}|{self.target}".encode()).hexdigest()[:16]
