@@ -18,10 +18,11 @@ from dataclasses import replace
 from typing import Any, Callable
 
 import msgspec
+from anyio.to_thread import run_sync
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 
-from api.cache import answer_key
+from api.cache import AnswerCache, answer_key
 from api.params import (
     AGGREGATE_PARAMETERS,
     CompanyParam,
@@ -77,21 +78,26 @@ def resolve_companies(services: Services, filters: Filters) -> Filters:
     return replace(filters, company_key=answer("companies.keys", services, filters.company))
 
 
-def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]) -> Response:
+async def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]) -> Response:
+    """A cached answer known in memory is served on the event loop; anything that reads a
+    store (PostgreSQL for the watermark, Redis, ClickHouse) runs in a worker thread."""
     services: Services = state.services
     window, filters = read_question(
         _query(request), AGGREGATE_PARAMETERS, services.settings.timezone
     )
 
     # Read the watermark first: the answer then holds at least everything it names.
-    watermark = services.watermark()
+    watermark = services.replicator.remembered_watermark() or await run_sync(services.watermark)
     key = cache_key(name, window, filters, watermark.header())
 
     def compute() -> bytes:
         rows = answer(name, services, window, resolve_companies(services, filters))
         return msgspec.json.encode(encode(rows))
 
-    cached = state.cache.get_or_compute(key, TTL_SECONDS[name], compute)
+    cache: AnswerCache = state.cache
+    cached = cache.in_memory(key) or await run_sync(
+        cache.get_or_compute, key, TTL_SECONDS[name], compute
+    )
     headers = {
         "X-Window": f"{window.first_day}/{window.last_day};tz={window.zone}",
         **cached.headers(watermark.header()),
@@ -180,8 +186,8 @@ def _regions_body(rows: list[Any]) -> list[RegionOut]:
     ]
 
 
-@get("/api/alerts/statistics/", sync_to_thread=True, summary="Totals over a window")
-def statistics(
+@get("/api/alerts/statistics/", summary="Totals over a window")
+async def statistics(
     request: Request,
     state: State,
     severity: SeverityParam = None,
@@ -195,11 +201,11 @@ def statistics(
     until: UntilParam = None,
     tz: ZoneParam = None,
 ) -> Response[StatisticsOut]:
-    return _run("statistics", request, state, _statistics_body)
+    return await _run("statistics", request, state, _statistics_body)
 
 
-@get("/api/alerts/risk_trends/", sync_to_thread=True, summary="One row per day of the window")
-def risk_trends(
+@get("/api/alerts/risk_trends/", summary="One row per day of the window")
+async def risk_trends(
     request: Request,
     state: State,
     severity: SeverityParam = None,
@@ -213,11 +219,11 @@ def risk_trends(
     until: UntilParam = None,
     tz: ZoneParam = None,
 ) -> Response[list[TrendOut]]:
-    return _run("risk_trends", request, state, _trends_body)
+    return await _run("risk_trends", request, state, _trends_body)
 
 
-@get("/api/alerts/top_companies/", sync_to_thread=True, summary="Ten companies by risk score")
-def top_companies(
+@get("/api/alerts/top_companies/", summary="Ten companies by risk score")
+async def top_companies(
     request: Request,
     state: State,
     severity: SeverityParam = None,
@@ -231,11 +237,11 @@ def top_companies(
     until: UntilParam = None,
     tz: ZoneParam = None,
 ) -> Response[list[CompanyOut]]:
-    return _run("top_companies", request, state, _companies_body)
+    return await _run("top_companies", request, state, _companies_body)
 
 
-@get("/api/alerts/regions/", sync_to_thread=True, summary="Figures per region, most alerts first")
-def regions(
+@get("/api/alerts/regions/", summary="Figures per region, most alerts first")
+async def regions(
     request: Request,
     state: State,
     severity: SeverityParam = None,
@@ -249,7 +255,7 @@ def regions(
     until: UntilParam = None,
     tz: ZoneParam = None,
 ) -> Response[list[RegionOut]]:
-    return _run("regions", request, state, _regions_body)
+    return await _run("regions", request, state, _regions_body)
 
 
 aggregate_handlers = [statistics, risk_trends, top_companies, regions]

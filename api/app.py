@@ -51,7 +51,8 @@ def health(state: State) -> Health:
     services: Services = state.services
     reasons: dict[str, str] = {}
     try:
-        watermark = services.watermark()
+        # Read from PostgreSQL even when the watermark is known in memory: this is the probe.
+        watermark = services.replicator.read_watermark_now()
     except Exception as error:  # health reports the failure instead of failing itself
         logger.warning("health: PostgreSQL did not answer: %s", error)
         reasons["postgres"] = _reason(error)
@@ -75,6 +76,13 @@ def health(state: State) -> Health:
     )
 
 
+@get("/health/live", opt={"public": True}, summary="Whether the process answers (no store read)")
+async def live() -> dict[str, str]:
+    # A liveness probe must not fail because a store is away (that is what /health reports),
+    # and it is the floor the other endpoints' speed is measured against: it does nothing else.
+    return {"status": "alive"}
+
+
 def _reason(error: Exception) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     return f"{type(error).__name__}: {text}"[:300]
@@ -93,7 +101,7 @@ def metrics(state: State) -> Response[str]:
         "cache_degraded": (1.0 if state.cache.degraded else 0.0, "1 while Redis is not answering")
     }
     try:
-        watermark = services.watermark()
+        watermark = services.replicator.read_watermark_now()
         gauges["replicated_events"] = (float(watermark.events), "Change events replicated")
         gauges |= reconcile_gauges(services.db, services.store.database)
     except Exception as error:  # the metrics page must answer even when PostgreSQL does not
@@ -113,6 +121,7 @@ def index() -> dict[str, str]:
         "charts": "/api/charts/{trends,top_companies,regions}.{png,svg,html,json}",
         "export": "/api/exports/alerts.csv",
         "health": "/health",
+        "liveness": "/health/live",
         "openapi": "/schema/openapi.json",
         "live": "/api/live/",
         "dashboard": "/",
@@ -174,6 +183,7 @@ def create_app(
                         *chart_handlers,
                         *export_handlers,
                         health,
+                        live,
                         metrics,
                         index,
                         *live_handlers,

@@ -7,6 +7,13 @@
 
 The workers never replicate (run one ``msd replicate`` beside them) and never take over batch
 tasks (``msd worker`` does, from Redis). Server mode only: PostgreSQL, ClickHouse and Redis URLs.
+
+Embedded mode under granian is ``create_embedded_app``, with exactly one worker: the embedded
+ClickHouse opens its data folder in one process only, so that worker is the whole service, as
+``msd serve`` is (it replicates, runs batch tasks and takes over those a previous run left):
+
+    granian --interface asgi --factory --workers 1 --host 127.0.0.1 --port 8000 \
+        msd.asgi:create_embedded_app
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from litestar import Litestar
 
 from msd.settings import Settings, SettingsError, load_settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_embedded_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,21 @@ def create_app() -> Litestar:
     services = open_services(settings, pool_size=WORKER_POOL_SIZE)
     logger.info("API worker %d ready (no replication in this process)", os.getpid())
     return create_api(services, on_shutdown=[services.close], take_over_tasks=False)
+
+
+def create_embedded_app() -> Litestar:
+    """The whole embedded service in this one worker, settings read from the environment."""
+    from api.app import create_app as create_api
+    from msd.runtime import open_services
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    services = open_services(settings)
+    services.start_replication()
+    logger.info("embedded service in worker %d, data folder %s", os.getpid(), settings.data_dir)
+    return create_api(services, on_shutdown=[services.close], take_over_tasks=True)
 
 
 def _require_server_mode(settings: Settings) -> None:

@@ -17,6 +17,13 @@ token; ClickHouse drops whatever part of it had already landed, in the table and
 Cancelling. An update becomes a -1 row with the old state and a +1 row with the new one, a delete a
 -1 row, so every sum in the views stays exact whatever the order of merges.
 
+Watermark reads. Each aggregate request needs the current watermark. With the embedded
+ClickHouse no other process can write this ClickHouse, so once this process's replicator holds
+the replicator lock, only replicators in this process move the watermark: each commit to
+``replication_state`` then bumps a per-process generation (after the commit, before the call
+returns), and ``watermark()`` answers from memory until the generation moves. Anywhere else it
+reads PostgreSQL every time. ``read_watermark_now`` always reads PostgreSQL.
+
 Outages. ``run_forever`` outlives both stores: while ClickHouse is down the planned batch waits
 in PostgreSQL and is replayed (same token) when it answers; while PostgreSQL is down the loop
 reconnects. Each outage is logged once when it starts and once when it ends, not per retry.
@@ -36,7 +43,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from olap.store import REPLICATED_TABLES, ClickHouseStore, StoreUnavailableError
+from olap.store import REPLICATED_TABLES, ClickHouseStore, EmbeddedStore, StoreUnavailableError
 from workflow.db import Database
 
 __all__ = ["BatchResult", "Replicator", "Watermark", "read_watermark"]
@@ -203,6 +210,24 @@ def read_watermark(conn: psycopg.Connection, target: str) -> Watermark:
     return Watermark(*row)
 
 
+class _Generations:
+    """How often ``replication_state`` of each (database, target) was committed in this process."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = {}
+        self._guard = threading.Lock()
+
+    def current(self, key: tuple[str, str]) -> int:
+        return self._counts.get(key, 0)
+
+    def bump(self, key: tuple[str, str]) -> None:
+        with self._guard:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+
+_generations = _Generations()
+
+
 class Replicator:
     """Replicates ``alert_events`` of one PostgreSQL database into one ClickHouse database."""
 
@@ -213,13 +238,22 @@ class Replicator:
         self.target = store.database
         self._lock_conn: psycopg.Connection | None = None
         self._outages = _Outages()
+        self._state_key = (db.url, self.target)
+        # Only this process can write an embedded ClickHouse (chdb locks its folder).
+        self._store_is_ours = isinstance(store, EmbeddedStore)
+        self._remembered: tuple[int, Watermark] | None = None
         with db.pool.connection() as conn:
             conn.execute(
                 "INSERT INTO replication_state (target) VALUES (%s) ON CONFLICT DO NOTHING",
                 (self.target,),
             )
             conn.commit()
+        self._state_committed()
         self._rebuild_if_target_lost()
+
+    def _state_committed(self) -> None:
+        """Called after every commit to ``replication_state``: remembered watermarks are void."""
+        _generations.bump(self._state_key)
 
     def _rebuild_if_target_lost(self) -> None:
         """Start over when ClickHouse lacks the batch PostgreSQL says was applied last.
@@ -259,8 +293,34 @@ class Replicator:
                 (self.target,),
             )
             conn.commit()
+        self._state_committed()
 
     def watermark(self) -> Watermark:
+        """The current watermark: from memory while only this process can move it (see above)."""
+        if self._lock_conn is None or not self._store_is_ours:
+            return self.read_watermark_now()
+        # The generation is read before PostgreSQL: a commit in between makes the next call read.
+        generation = _generations.current(self._state_key)
+        remembered = self.remembered_watermark()
+        if remembered is not None:
+            return remembered
+        watermark = self.read_watermark_now()
+        self._remembered = (generation, watermark)
+        return watermark
+
+    def remembered_watermark(self) -> Watermark | None:
+        """The current watermark if it is known without a query, else None (never a stale one)."""
+        remembered = self._remembered
+        if (
+            remembered is None
+            or self._lock_conn is None
+            or remembered[0] != _generations.current(self._state_key)
+        ):
+            return None
+        return remembered[1]
+
+    def read_watermark_now(self) -> Watermark:
+        """The watermark as PostgreSQL holds it (a query each call)."""
         with self.db.pool.connection() as conn:
             watermark = read_watermark(conn, self.target)
             conn.rollback()
@@ -440,6 +500,7 @@ class Replicator:
                 ),
             ).rowcount
             conn.commit()
+            self._state_committed()
             if planned != 1:
                 logger.info("another replicator planned the next batch first")
                 return None, None, False
@@ -455,6 +516,7 @@ class Replicator:
             (base, self.target, read[0], read[1]),
         )
         conn.commit()
+        self._state_committed()
 
     def _plan(self, conn: psycopg.Connection, current: Round) -> Position | None:
         bounds = current.bounds(Position("0", 0)) | {"limit": self.batch_size}
@@ -511,6 +573,7 @@ class Replicator:
                 (events, last_event, last_change, self.target, upper.tx, upper.event),
             )
             conn.commit()
+        self._state_committed()
 
 
 class _Outages:

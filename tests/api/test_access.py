@@ -25,6 +25,7 @@ from workflow import accounts
 # OpenAPI names paths without the trailing slash the routes also answer with.
 PUBLIC = {
     ("GET", "/health"),
+    ("GET", "/health/live"),
     ("GET", "/metrics"),
     ("GET", "/"),
     ("POST", "/api/session"),
