@@ -301,20 +301,16 @@ def top_companies(
     where, params = _where(source, window, filters)
     w = source.weight
     params["limit"] = limit
-    # Inner grouping first: a bucket's +1 and -1 rows may still sit in different parts, and only
-    # buckets whose alerts did not all cancel count for the last violation.
     rows = store.query_rows(
-        "SELECT company_key, sum(n) AS total, sum(c) AS critical, sum(h) AS high,"
-        " toDecimal128(sum(a), 2) AS amount, toDateTime64(max(t), 3, 'UTC') AS last_at FROM ("
-        f" SELECT company_key, {source.time} AS t, sum({w}) AS n,"
-        f" sumIf({w}, severity = 'CRITICAL') AS c, sumIf({w}, severity = 'HIGH') AS h,"
-        f" sum({source.amount}) AS a FROM {store.database}.{source.table} WHERE {where}"
-        " GROUP BY company_key, t HAVING n != 0)"
-        " GROUP BY company_key"
+        f"SELECT company_key, sum({w}) AS total, sumIf({w}, severity = 'CRITICAL') AS critical,"
+        f" sumIf({w}, severity = 'HIGH') AS high, toDecimal128(sum({source.amount}), 2) AS amount"
+        f" FROM {store.database}.{source.table} WHERE {where}"
+        " GROUP BY company_key HAVING total != 0"
         " ORDER BY critical * 1000000 + high * 500000 + amount DESC, total DESC, company_key"
         " LIMIT {limit:UInt32}",
         params,
     )
+    last_at = _last_violations(store, source, where, params, [row["company_key"] for row in rows])
     names = display_names(store, [row["company_key"] for row in rows])
     tz = ZoneInfo(window.zone)
     return [
@@ -325,10 +321,33 @@ def top_companies(
             int(row["critical"]),
             int(row["high"]),
             row["amount"],
-            _local_date(row["last_at"], tz),
+            _local_date(last_at.get(row["company_key"]), tz),
         )
         for row in rows
     ]
+
+
+def _last_violations(
+    store: ClickHouseStore, source: _Source, where: str, params: dict[str, Any], keys: list[str]
+) -> dict[str, datetime]:
+    """When each company's latest alert in the window was detected (of ``keys`` only: the
+    grouping by time is the costly part, so it runs for the companies shown, not for all).
+
+    A bucket's +1 and -1 rows may still sit in different parts, so buckets are summed first and
+    only those whose alerts did not all cancel count.
+    """
+    if not keys:
+        return {}
+    rows = store.query_rows(
+        "SELECT company_key, toDateTime64(max(t), 3, 'UTC') AS last_at FROM ("
+        f" SELECT company_key, {source.time} AS t, sum({source.weight}) AS n"
+        f" FROM {store.database}.{source.table}"
+        f" WHERE {where} AND company_key IN {{shown:Array(String)}}"
+        " GROUP BY company_key, t HAVING n != 0)"
+        " GROUP BY company_key",
+        {**params, "shown": keys},
+    )
+    return {row["company_key"]: row["last_at"] for row in rows}
 
 
 @dataclass
