@@ -1,4 +1,4 @@
-"""Runs bench/locustfile.py headless against a server bench/http.py started (``--locust``).
+"""Runs bench/locustfile.py headless against a server bench/serving.py started (``--locust``).
 
 For each user count: ``locust --headless -u USERS -r SPAWN --run-time Ns``, then the totals
 from its CSV summary (requests per second, p95, failures), then the state of every batch task

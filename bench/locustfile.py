@@ -3,7 +3,7 @@
     MSD_BENCH_TOKEN=... MSD_BENCH_IDS_FILE=ids.json locust -f bench/locustfile.py --headless \\
         -u 200 -r 100 --run-time 60s --host http://127.0.0.1:8000
 
-(``python -m bench.http --data-dir DIR --locust 200 1000`` starts the server and runs it.)
+(``python bench/serving.py --data-dir DIR --locust 200 1000`` starts the server and runs it.)
 
 Two user classes of equal weight, so users split evenly between them, as in the original:
 ``DashboardUser`` asks statistics (weight 3), risk trends (2), top companies (2), the list of

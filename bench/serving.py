@@ -1,10 +1,7 @@
 """HTTP benchmarks of the API on loopback, served by granian as in production.
 
-    python -m bench.http --data-dir DIR [--alerts 200000] [--duration 15] [--connections 64]
-    python -m bench.http --data-dir DIR --locust 200 1000 [--run-time 60]
-
-(Run it as a module from the checkout: as ``python bench/http.py`` this file would stand in for
-the standard library's ``http`` package, so it takes its own folder off ``sys.path`` first.)
+    python bench/serving.py --data-dir DIR [--alerts 200000] [--duration 15] [--connections 64]
+    python bench/serving.py --data-dir DIR --locust 200 1000 [--run-time 60]
 
 **Embedded mode** (``--data-dir`` only): the server is
 
@@ -42,29 +39,25 @@ one for figures that must start from pristine data.
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-
-if __name__ == "__main__" and sys.path and Path(sys.path[0]).resolve() == Path(__file__).parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from typing import Iterator  # noqa: E402
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIVIAL = "/health/live"
@@ -253,7 +246,7 @@ def running_server(args: argparse.Namespace, *, with_helpers: bool) -> Iterator[
     if server_mode and clickhouse_url is None:
         standin, clickhouse_url = _start_standin(Path(args.data_dir))
     env = _settings_env(args, clickhouse_url)
-    log = Path(tempfile.gettempdir()) / f"msd-bench-http-{os.getpid()}.log"
+    log = Path(tempfile.gettempdir()) / f"msd-bench-serving-{os.getpid()}.log"
     token, ids = _prepare_data(env, args.alerts)
     ids_file = Path(tempfile.gettempdir()) / f"msd-bench-ids-{os.getpid()}.json"
     ids_file.write_text(json.dumps(ids))
@@ -434,7 +427,7 @@ def main() -> None:
     with running_server(args, with_helpers=bool(args.locust)) as server:
         warm(server, workers)
         if args.locust:
-            from bench.loadtest import run_load_tests
+            from loadtest import run_load_tests
 
             run_load_tests(server, args)
             rss = server.peak_rss_kib()
