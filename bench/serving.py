@@ -31,6 +31,9 @@ TOKEN' URL``. It prints requests per second, p50 and p99, each endpoint's rate a
 trivial one (``/health/live``, which touches no store), the targets, and the peak resident
 memory (VmHWM) of the granian processes.
 
+``--first-load VISITS`` times new browsers' first visits to the dashboard instead
+(bench/first_load.py), the first against a server whose answer cache is still empty.
+
 ``--locust USERS...`` runs bench/locustfile.py instead (the replaced dashboard's load test),
 headless, ``--run-time`` seconds per user count. Its batch tasks *review* random existing
 alerts: after a load test the data folder (or database) is no longer as generated; build a new
@@ -418,6 +421,9 @@ def main() -> None:
     parser.add_argument("--locust", type=int, nargs="+", metavar="USERS", help="load test")
     parser.add_argument("--run-time", type=int, default=60, help="seconds per load test")
     parser.add_argument("--locust-processes", type=int, default=1)
+    parser.add_argument(
+        "--first-load", type=int, metavar="VISITS", help="time dashboard visits in Chromium"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if shutil.which("wrk") is None and not args.locust:
@@ -425,6 +431,13 @@ def main() -> None:
 
     workers = args.workers if args.database_url else 1
     with running_server(args, with_helpers=bool(args.locust)) as server:
+        if args.first_load:
+            from first_load import run_first_loads
+
+            run_first_loads(server.url, server.token, args.first_load)
+            rss = server.peak_rss_kib()
+            print("peak RSS (VmHWM): " + ", ".join(f"{k / 1024:,.0f} MiB" for k in rss.values()))
+            return
         warm(server, workers)
         if args.locust:
             from loadtest import run_load_tests
