@@ -116,19 +116,23 @@ def test_restart_fails_in_flight_requests_with_503_and_the_next_ones_succeed(
         }
     blocker.close()
 
-    failed = in_flight["response"]
-    assert failed.status_code == 503, failed.text
-    assert failed.headers["content-type"].startswith("application/problem+json")
-    assert failed.headers["retry-after"] == "5"
-    assert "database unavailable" in failed.json()["detail"]
-    assert "Traceback" not in failed.text and "psycopg" not in failed.text
+    cut_off = in_flight["response"]
+    # The shutdown ends every session at once. Usually the waiting PATCH is ended with them; on
+    # a busy machine the lock holder's end can wake it first and it commits before its own:
+    # then it answered 200 for a change that did happen, and the one after it is a no-op.
+    assert cut_off.status_code in (503, 200), cut_off.text
+    if cut_off.status_code == 503:
+        assert cut_off.headers["content-type"].startswith("application/problem+json")
+        assert cut_off.headers["retry-after"] == "5"
+        assert "database unavailable" in cut_off.json()["detail"]
+        assert "Traceback" not in cut_off.text and "psycopg" not in cut_off.text
     assert while_down.status_code == 503 and down_for < POOL_TIMEOUT_SECONDS + 2
     assert health_down["status"] == "unhealthy" and health_down["reasons"]["postgres"]
 
     assert after["list"].status_code == 200 and after["list"].json()["count"] == 30
     assert after["patch"].status_code == 200 and after["patch"].json()["status"] == "RESOLVED"
     assert after["health"].json()["postgres"] == "ok"
-    # The request cut off by the restart changed nothing; the one after it changed it once.
+    # Of the request cut off by the restart and the one after it, exactly one changed it.
     assert _versions(db, "seed-4") == (before[0] + 1, before[1] + 1)
 
 
