@@ -106,7 +106,7 @@ async def get_batch_task(state: State, task_id: FromPath[str]) -> TaskOut:
     services: Services = state.services
     # A task read after a restart of this (embedded) process may be one it must take over.
     await _queue(state).take_over()
-    task = await asyncio.to_thread(get_task, services.db, task_id)
+    task = await asyncio.to_thread(get_task, services.db, task_id, alert_ids=False)
     if task is None:
         raise ApiError(404, f"no task with task_id {task_id!r}", parameter="task_id")
     return _task_out(task)

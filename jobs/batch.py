@@ -105,14 +105,16 @@ def chunks(alert_ids: Sequence[str], size: int) -> Iterator[list[str]]:
 
 
 def _update_sql(action: Action) -> str:
-    # Rows are locked in id order so that two batches over the same alerts never deadlock.
+    # Rows are locked in id order so that two batches over the same alerts never deadlock. The
+    # locked ids go to the UPDATE as one array, which it finds through the primary key; joined
+    # as a subquery instead, the planner hashes them against a scan of the whole table.
     change = "assignee = %(assignee)s" if action.target is None else "status = %(target)s"
     same_assignee = " AND assignee IS DISTINCT FROM %(assignee)s" if action.target is None else ""
     return (
-        f"UPDATE alerts AS a SET {change}"
-        " FROM (SELECT id FROM alerts WHERE alert_id = ANY(%(ids)s)"
-        f" AND status = ANY(%(allowed)s){same_assignee} ORDER BY id FOR UPDATE) AS locked"
-        " WHERE a.id = locked.id RETURNING a.alert_id"
+        f"UPDATE alerts SET {change} WHERE id = ANY(ARRAY("
+        "SELECT id FROM alerts WHERE alert_id = ANY(%(ids)s)"
+        f" AND status = ANY(%(allowed)s){same_assignee} ORDER BY id FOR UPDATE))"
+        " RETURNING alert_id"
     )
 
 

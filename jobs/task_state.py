@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,10 @@ _COLUMNS = (
     "task_id, idempotency_key, request, state, total, chunk_size, chunks_done, processed,"
     " counts, outcomes, error, attempts, created_at, started_at, finished_at"
 )
+# The same without the request's ids: a batch of 100,000 ids is about 1.5 MB of JSON, which a
+# client polling for progress every few milliseconds would otherwise make PostgreSQL send and
+# Python parse each time, competing for the CPU with the batch itself.
+_COLUMNS_WITHOUT_IDS = _COLUMNS.replace(" request,", " request - 'alert_ids',")
 
 
 class IdempotencyConflict(ValueError):
@@ -109,7 +113,7 @@ def create_task(
         row = conn.execute(
             "INSERT INTO batch_tasks (task_id, idempotency_key, request_hash, request, total,"
             " chunk_size, counts) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+            f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS_WITHOUT_IDS}",
             (
                 uuid.uuid4().hex,
                 idempotency_key,
@@ -121,31 +125,34 @@ def create_task(
             ),
         ).fetchone()
         if row is not None:
-            return _task(row), True
-        return _same_request(conn, idempotency_key, request.digest()), False
+            return replace(_task(row), request=request.as_json()), True
+        return _same_request(conn, idempotency_key, request), False
 
 
-def _same_request(conn: psycopg.Connection, key: str | None, digest: str) -> BatchTask:
+def _same_request(conn: psycopg.Connection, key: str | None, request: BatchRequest) -> BatchTask:
     row = conn.execute(
-        f"SELECT {_COLUMNS}, request_hash FROM batch_tasks WHERE idempotency_key = %s", (key,)
+        f"SELECT {_COLUMNS_WITHOUT_IDS}, request_hash FROM batch_tasks WHERE idempotency_key = %s",
+        (key,),
     ).fetchone()
     assert row is not None, "ON CONFLICT on the key means a row with that key exists"
-    if row[-1] != digest:
+    if row[-1] != request.digest():
         raise IdempotencyConflict(
             f"idempotency_key {key!r} was used for task {row[0]} with a different request;"
             " send that request again or use a new key"
         )
-    return _task(row[:-1])
+    return replace(_task(row[:-1]), request=request.as_json())
 
 
 def _task(row: tuple[Any, ...]) -> BatchTask:
     return BatchTask(*row)
 
 
-def get_task(db: Database, task_id: str) -> BatchTask | None:
+def get_task(db: Database, task_id: str, *, alert_ids: bool = True) -> BatchTask | None:
+    """The task; with ``alert_ids=False`` its request lacks the ids (for reads of progress)."""
+    columns = _COLUMNS if alert_ids else _COLUMNS_WITHOUT_IDS
     with db.reading() as conn:
         row = conn.execute(
-            f"SELECT {_COLUMNS} FROM batch_tasks WHERE task_id = %s", (task_id,)
+            f"SELECT {columns} FROM batch_tasks WHERE task_id = %s", (task_id,)
         ).fetchone()
     return None if row is None else _task(row)
 

@@ -36,6 +36,20 @@ def test_a_key_reused_for_another_request_is_refused(db: Database) -> None:
         task_state.create_task(db, BatchRequest(ids[:1]), chunk_size=10, idempotency_key="k1")
 
 
+def test_a_progress_read_leaves_the_ids_out_and_a_run_reads_them_all(db: Database) -> None:
+    ids = seed(db, 3)
+    created, _ = task_state.create_task(db, BatchRequest(ids, note="n"), chunk_size=10)
+
+    progress = task_state.get_task(db, created.task_id, alert_ids=False)
+    full = task_state.get_task(db, created.task_id)
+
+    assert progress is not None and full is not None
+    assert "alert_ids" not in progress.request
+    assert progress.request == {k: v for k, v in full.request.items() if k != "alert_ids"}
+    assert full.request["alert_ids"] == ids and full.request["note"] == "n"
+    assert created.request == full.request
+
+
 def test_a_rerun_skips_chunks_already_committed_and_changes_nothing_twice(db: Database):
     ids = seed(db, 25)
     task, _ = task_state.create_task(db, BatchRequest(ids, note="n"), chunk_size=10)
