@@ -89,6 +89,30 @@ SELECT
 FROM {db}.alert_changes
 GROUP BY company_key, hour, severity, status, region
 ;
+-- Per company and UTC day, for the ranking over whole UTC days (the default window): a few rows
+-- per company a day instead of one per hour, severity, status and region.
+CREATE TABLE IF NOT EXISTS {db}.company_daily
+(
+    day                Date,
+    company_key        String,
+    severity           LowCardinality(String),
+    alerts             Int64,
+    amount             Decimal(38, 2)
+)
+ENGINE = SummingMergeTree
+ORDER BY (day, company_key, severity)
+SETTINGS non_replicated_deduplication_window = 10000
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.company_daily_mv TO {db}.company_daily AS
+SELECT
+    toDate(detected_at, 'UTC') AS day,
+    company_key,
+    severity,
+    sum(sign) AS alerts,
+    sum(sign * amount) AS amount
+FROM {db}.alert_changes
+GROUP BY day, company_key, severity
+;
 -- How often each spelling of a company is used, so that the most frequent one is shown.
 CREATE TABLE IF NOT EXISTS {db}.company_names
 (

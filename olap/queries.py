@@ -1,11 +1,13 @@
 """The aggregate queries the API serves from ClickHouse: statistics, trends, top companies, regions.
 
-Each query reads the hourly materialized views when the window's edges and every local midnight in
-it fall on whole UTC hours (true of UTC and of every whole-hour zone, DST included): then each
-hour belongs to one local day and the answer is exact. Otherwise (a zone such as Asia/Kolkata, or a
-window edge inside an hour) it reads the signed change rows themselves, which is exact too, only
-slower. The same raw path serves filters on a dimension a view lacks: stats_hourly has no
-company, company_hourly no violation type, and neither has the names free text searches.
+Top companies reads a daily view when the window's local days are whole UTC days and it has no
+filter that view lacks. Each query otherwise reads the hourly materialized views when the
+window's edges and every local midnight in it fall on whole UTC hours (true of UTC and of every
+whole-hour zone, DST included): then each hour belongs to one local day and the answer is exact.
+Otherwise (a zone such as Asia/Kolkata, or a window edge inside an hour) it reads the signed
+change rows themselves, which is exact too, only slower. The same raw path serves filters on a
+dimension a view lacks: stats_hourly has no company, company_hourly no violation type, and
+neither has the names free text searches.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ class _Source:
 
 _HOURLY = _Source("stats_hourly", "hour", "alerts", "amount", "resolved", "resolution_seconds")
 _COMPANY_HOURLY = _Source("company_hourly", "hour", "alerts", "amount", "0", "0")
+_COMPANY_DAILY = _Source("company_daily", "day", "alerts", "amount", "0", "0")
 _CHANGES = _Source(
     "alert_changes",
     "detected_at",
@@ -132,6 +135,16 @@ def _hour_aligned(window: Window) -> bool:
     edges = [window.start, window.end]
     midnights = [_local_midnight(day, window.zone) for day in window.days()]
     return all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in edges + midnights)
+
+
+def _utc_days(window: Window) -> bool:
+    """True when the window's local days are whole UTC days (UTC, or a zone then at offset 0)."""
+    edges = [window.start, window.end]
+    midnights = [_local_midnight(day, window.zone) for day in window.days()]
+    return all(
+        t.hour == 0 and t.minute == 0 and t.second == 0 and t.microsecond == 0
+        for t in edges + midnights
+    )
 
 
 def _source(views: _Source, window: Window, filters: Filters, lacks: tuple[str, ...]) -> _Source:
@@ -297,8 +310,16 @@ def top_companies(
     store: ClickHouseStore, window: Window, filters: Filters, limit: int = 10
 ) -> list[CompanyRisk]:
     """The ``limit`` companies with the highest risk score in the window."""
-    source = _source(_COMPANY_HOURLY, window, filters, lacks=("violation_type",))
-    where, params = _where(source, window, filters)
+    if _utc_days(window) and not (
+        filters.status or filters.region or filters.violation_type or filters.q is not None
+    ):
+        source = _COMPANY_DAILY
+        where, params = _bounded_where(source, None, None, filters)
+        where += " AND day >= {first_utc_day:Date} AND day < {end_utc_day:Date}"
+        params |= {"first_utc_day": window.start.date(), "end_utc_day": window.end.date()}
+    else:
+        source = _source(_COMPANY_HOURLY, window, filters, lacks=("violation_type",))
+        where, params = _where(source, window, filters)
     w = source.weight
     params["limit"] = limit
     rows = store.query_rows(

@@ -43,10 +43,17 @@ REPLICATED_TABLES = (
     "alert_changes",
     "stats_hourly",
     "company_hourly",
+    "company_daily",
     "company_names",
     "replication_batches",
 )
 LOCAL_SUFFIX = "_local"
+# Views added after the first release, and how to fill one from the change rows already there.
+_FILLED_FROM_CHANGES = {
+    "company_daily": "INSERT INTO {db}.company_daily"
+    " SELECT toDate(detected_at, 'UTC') AS day, company_key, severity, sum(sign) AS alerts,"
+    " sum(sign * amount) AS amount FROM {db}.alert_changes GROUP BY day, company_key, severity",
+}
 
 
 class StoreBusyError(RuntimeError):
@@ -90,9 +97,28 @@ class ClickHouseStore(ABC):
         return self.query_arrow(sql, params).to_pylist()
 
     def migrate(self) -> None:
-        """Create the database, tables and views if they do not exist."""
+        """Create the database, tables and views if they do not exist.
+
+        A view added to the schema after data replicated gets that data too: it is filled once
+        from the change rows when it is created. Replication must not run meanwhile (``msd
+        migrate`` runs before the other processes start; the embedded store migrates before
+        its replicator starts), or a batch landing in between would count twice.
+        """
+        missing = [table for table in _FILLED_FROM_CHANGES if not self._has_table(table)]
         for statement in schema_statements(self.database, self.cluster):
             self.command(statement)
+        if self.cluster is None:
+            for table in missing:
+                self.command(_FILLED_FROM_CHANGES[table].format(db=self.database))
+                logger.info("filled the new view %s.%s from the change rows", self.database, table)
+
+    def _has_table(self, table: str) -> bool:
+        rows = self.query_rows(
+            "SELECT count() AS n FROM system.tables WHERE database = {db:String}"
+            " AND name = {table:String}",
+            {"db": self.database, "table": table},
+        )
+        return bool(rows[0]["n"])
 
     def truncate(self, table: str) -> None:
         """Empty one of the replicated tables (on a cluster: its table on every shard)."""

@@ -127,6 +127,36 @@ SELECT
 FROM {db}.alert_changes_local
 GROUP BY company_key, hour, severity, status, region
 ;
+-- Per company and UTC day, for the ranking over whole UTC days (the default window).
+CREATE TABLE IF NOT EXISTS {db}.company_daily_local ON CLUSTER '{cluster}'
+(
+    day                Date,
+    company_key        String,
+    severity           LowCardinality(String),
+    alerts             Int64,
+    amount             Decimal(38, 2)
+)
+ENGINE = ReplicatedSummingMergeTree(
+    '/clickhouse/tables/{cluster}/{db}/company_daily_local/{shard}', '{replica}')
+ORDER BY (day, company_key, severity)
+SETTINGS replicated_deduplication_window = 10000,
+    replicated_deduplication_window_seconds = 604800
+;
+CREATE TABLE IF NOT EXISTS {db}.company_daily ON CLUSTER '{cluster}'
+AS {db}.company_daily_local
+ENGINE = Distributed('{cluster}', {db}, company_daily_local)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.company_daily_mv ON CLUSTER '{cluster}'
+TO {db}.company_daily_local AS
+SELECT
+    toDate(detected_at, 'UTC') AS day,
+    company_key,
+    severity,
+    sum(sign) AS alerts,
+    sum(sign * amount) AS amount
+FROM {db}.alert_changes_local
+GROUP BY day, company_key, severity
+;
 -- How often each spelling of a company is used, so that the most frequent one is shown.
 CREATE TABLE IF NOT EXISTS {db}.company_names_local ON CLUSTER '{cluster}'
 (

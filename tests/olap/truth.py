@@ -23,6 +23,11 @@ def clickhouse_aggregates(store: ClickHouseStore) -> Aggregates:
         "SELECT company_key, severity, sum(alerts) AS alerts, toDecimal128(sum(amount), 2)"
         f" AS amount FROM {db}.company_hourly GROUP BY company_key, severity HAVING alerts != 0"
     )
+    daily = store.query_rows(
+        "SELECT toString(day) AS day, company_key, severity, sum(alerts) AS alerts,"
+        f" toDecimal128(sum(amount), 2) AS amount FROM {db}.company_daily"
+        " GROUP BY day, company_key, severity HAVING alerts != 0"
+    )
     names = store.query_rows(
         f"SELECT company_key, company_name, sum(alerts) AS alerts FROM {db}.company_names"
         " GROUP BY company_key, company_name HAVING alerts != 0"
@@ -35,6 +40,7 @@ def clickhouse_aggregates(store: ClickHouseStore) -> Aggregates:
     return {
         "hourly": _keyed(hourly, 5),
         "companies": _keyed(companies, 2),
+        "company_days": _keyed(daily, 3),
         "names": _keyed(names, 2),
         "current": _keyed(current, 1),
     }
@@ -59,6 +65,13 @@ def postgres_aggregates(database: Database) -> Aggregates:
                 " coalesce(sum(amount), 0)::numeric(38, 2) AS amount FROM alerts GROUP BY 1, 2"
             )
         )
+        daily = _dicts(
+            conn.execute(
+                "SELECT to_char(detected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, company_key,"
+                " severity, count(*) AS alerts, coalesce(sum(amount), 0)::numeric(38, 2) AS amount"
+                " FROM alerts GROUP BY 1, 2, 3"
+            )
+        )
         names = _dicts(
             conn.execute(
                 "SELECT company_key, company_name, count(*) AS alerts FROM alerts GROUP BY 1, 2"
@@ -69,6 +82,7 @@ def postgres_aggregates(database: Database) -> Aggregates:
     return {
         "hourly": _keyed(hourly, 5),
         "companies": _keyed(companies, 2),
+        "company_days": _keyed(daily, 3),
         "names": _keyed(names, 2),
         "current": _keyed(current, 1),
     }
