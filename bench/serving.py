@@ -284,6 +284,8 @@ def running_server(args: argparse.Namespace, *, with_helpers: bool) -> Iterator[
 def _start_standin(folder: Path):  # type: ignore[no-untyped-def]
     """ClickHouse's HTTP interface over chdb in this process (tests/clickhouse_http.py)."""
     from olap.store import EmbeddedStore
+
+    sys.path.insert(0, str(ROOT))  # the stand-in lives with the tests, not in the package
     from tests.clickhouse_http import serve_clickhouse_http
 
     anchor = EmbeddedStore(folder.resolve() / "clickhouse", "default")

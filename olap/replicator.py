@@ -22,7 +22,8 @@ ClickHouse no other process can write this ClickHouse, so once this process's re
 the replicator lock, only replicators in this process move the watermark: each commit to
 ``replication_state`` then bumps a per-process generation (after the commit, before the call
 returns), and ``watermark()`` answers from memory until the generation moves. Anywhere else it
-reads PostgreSQL every time. ``read_watermark_now`` always reads PostgreSQL.
+reads PostgreSQL every time, concurrent callers sharing one read that began after each of them
+asked. ``read_watermark_now`` always reads PostgreSQL.
 
 Outages. ``run_forever`` outlives both stores: while ClickHouse is down the planned batch waits
 in PostgreSQL and is replayed (same token) when it answers; while PostgreSQL is down the loop
@@ -43,6 +44,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from olap.shared_read import SharedRead
 from olap.store import REPLICATED_TABLES, ClickHouseStore, EmbeddedStore, StoreUnavailableError
 from workflow.db import Database
 
@@ -245,6 +247,7 @@ class Replicator:
         # Only this process can write an embedded ClickHouse (chdb locks its folder).
         self._store_is_ours = isinstance(store, EmbeddedStore)
         self._remembered: tuple[int, Watermark] | None = None
+        self._shared_watermark = SharedRead(self._query_watermark)
         with db.pool.connection() as conn:
             conn.execute(
                 "INSERT INTO replication_state (target) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -323,7 +326,14 @@ class Replicator:
         return remembered[1]
 
     def read_watermark_now(self) -> Watermark:
-        """The watermark as PostgreSQL holds it (a query each call)."""
+        """The watermark as PostgreSQL holds it, read after this call began.
+
+        Callers at the same moment share one query (``SharedRead``): under load one round trip
+        answers a whole group of requests, and none gets a watermark read before it asked.
+        """
+        return self._shared_watermark()
+
+    def _query_watermark(self) -> Watermark:
         with self.db.pool.connection() as conn:
             watermark = read_watermark(conn, self.target)
             conn.rollback()
