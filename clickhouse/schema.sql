@@ -89,6 +89,34 @@ SELECT
 FROM {db}.alert_changes
 GROUP BY company_key, hour, severity, status, region
 ;
+-- Per UTC day, severity and status, for statistics and trends over whole UTC days without
+-- other filters (the default window): a few rows a day however many alerts.
+CREATE TABLE IF NOT EXISTS {db}.stats_daily
+(
+    day                Date,
+    severity           LowCardinality(String),
+    status             LowCardinality(String),
+    alerts             Int64,
+    amount             Decimal(38, 2),
+    resolved           Int64,
+    resolution_seconds Int64
+)
+ENGINE = SummingMergeTree
+ORDER BY (day, severity, status)
+SETTINGS non_replicated_deduplication_window = 10000
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.stats_daily_mv TO {db}.stats_daily AS
+SELECT
+    toDate(detected_at, 'UTC') AS day,
+    severity,
+    status,
+    sum(sign) AS alerts,
+    sum(sign * amount) AS amount,
+    sum(sign * (resolved_at IS NOT NULL)) AS resolved,
+    sum(sign * resolution_seconds) AS resolution_seconds
+FROM {db}.alert_changes
+GROUP BY day, severity, status
+;
 -- Per company and UTC day, for the ranking over whole UTC days (the default window): a few rows
 -- per company a day instead of one per hour, severity, status and region.
 CREATE TABLE IF NOT EXISTS {db}.company_daily

@@ -1,9 +1,10 @@
 """The aggregate queries the API serves from ClickHouse: statistics, trends, top companies, regions.
 
-Top companies reads a daily view when the window's local days are whole UTC days and it has no
-filter that view lacks. Each query otherwise reads the hourly materialized views when the
-window's edges and every local midnight in it fall on whole UTC hours (true of UTC and of every
-whole-hour zone, DST included): then each hour belongs to one local day and the answer is exact.
+Statistics, trends and top companies read daily views when the window's local days are whole
+UTC days and it has no filter those views lack. Each query otherwise reads the hourly
+materialized views when the window's edges and every local midnight in it fall on whole UTC
+hours (true of UTC and of every whole-hour zone, DST included): then each hour belongs to one
+local day and the answer is exact.
 Otherwise (a zone such as Asia/Kolkata, or a window edge inside an hour) it reads the signed
 change rows themselves, which is exact too, only slower. The same raw path serves filters on a
 dimension a view lacks: stats_hourly has no company, company_hourly no violation type, and
@@ -121,6 +122,7 @@ class _Source:
 _HOURLY = _Source("stats_hourly", "hour", "alerts", "amount", "resolved", "resolution_seconds")
 _COMPANY_HOURLY = _Source("company_hourly", "hour", "alerts", "amount", "0", "0")
 _COMPANY_DAILY = _Source("company_daily", "day", "alerts", "amount", "0", "0")
+_DAILY = _Source("stats_daily", "day", "alerts", "amount", "resolved", "resolution_seconds")
 _CHANGES = _Source(
     "alert_changes",
     "detected_at",
@@ -135,6 +137,32 @@ def _hour_aligned(window: Window) -> bool:
     edges = [window.start, window.end]
     midnights = [_local_midnight(day, window.zone) for day in window.days()]
     return all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in edges + midnights)
+
+
+def _stats_source(window: Window, filters: Filters) -> tuple[_Source, str, dict[str, Any]]:
+    """Where statistics and trends read: the daily view, else the hourly one, else the changes."""
+    if _utc_days(window) and not (
+        filters.region
+        or filters.company_key
+        or filters.company
+        or filters.violation_type
+        or filters.q is not None
+    ):
+        return (_DAILY, *_daily_where(_DAILY, window, filters))
+    source = _source(_HOURLY, window, filters, lacks=("company_key",))
+    return (source, *_where(source, window, filters))
+
+
+def _daily_where(source: _Source, window: Window, filters: Filters) -> tuple[str, dict[str, Any]]:
+    """The filters and the window's whole UTC days, for a view keyed by UTC day."""
+    where, params = _bounded_where(source, None, None, filters)
+    where += " AND day >= {first_utc_day:Date} AND day < {end_utc_day:Date}"
+    params |= {
+        "first_utc_day": window.start.date(),
+        "end_utc_day": window.end.date(),
+        "tz": window.zone,
+    }
+    return where, params
 
 
 def _utc_days(window: Window) -> bool:
@@ -223,8 +251,7 @@ class Statistics:
 
 
 def statistics(store: ClickHouseStore, window: Window, filters: Filters) -> Statistics:
-    source = _source(_HOURLY, window, filters, lacks=("company_key",))
-    where, params = _where(source, window, filters)
+    source, where, params = _stats_source(window, filters)
     w = source.weight
     row = store.query_rows(
         f"SELECT sum({w}) AS total, sumIf({w}, severity = 'CRITICAL') AS critical,"
@@ -263,11 +290,12 @@ class TrendDay:
 
 def trends(store: ClickHouseStore, window: Window, filters: Filters) -> list[TrendDay]:
     """One row per local day of the window, days without alerts included as zeros."""
-    source = _source(_HOURLY, window, filters, lacks=("company_key",))
-    where, params = _where(source, window, filters)
+    source, where, params = _stats_source(window, filters)
     w = source.weight
+    # The daily view's days are the window's local days already (see _utc_days).
+    day = "day" if source is _DAILY else f"toDate({source.time}, {{tz:String}})"
     rows = store.query_rows(
-        f"SELECT toDate({source.time}, {{tz:String}}) AS day, sum({w}) AS total_alerts,"
+        f"SELECT {day} AS day, sum({w}) AS total_alerts,"
         f" sumIf({w}, severity = 'CRITICAL') AS critical_alerts,"
         f" sumIf({w}, severity = 'HIGH') AS high_alerts,"
         f" sumIf({w}, severity = 'MEDIUM') AS medium_alerts,"
@@ -314,9 +342,7 @@ def top_companies(
         filters.status or filters.region or filters.violation_type or filters.q is not None
     ):
         source = _COMPANY_DAILY
-        where, params = _bounded_where(source, None, None, filters)
-        where += " AND day >= {first_utc_day:Date} AND day < {end_utc_day:Date}"
-        params |= {"first_utc_day": window.start.date(), "end_utc_day": window.end.date()}
+        where, params = _daily_where(source, window, filters)
     else:
         source = _source(_COMPANY_HOURLY, window, filters, lacks=("violation_type",))
         where, params = _where(source, window, filters)

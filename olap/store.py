@@ -42,6 +42,7 @@ CLUSTER_SCHEMA_FILE = SCHEMA_FILE.parent / "cluster" / "schema.sql"
 REPLICATED_TABLES = (
     "alert_changes",
     "stats_hourly",
+    "stats_daily",
     "company_hourly",
     "company_daily",
     "company_names",
@@ -50,6 +51,11 @@ REPLICATED_TABLES = (
 LOCAL_SUFFIX = "_local"
 # Views added after the first release, and how to fill one from the change rows already there.
 _FILLED_FROM_CHANGES = {
+    "stats_daily": "INSERT INTO {db}.stats_daily"
+    " SELECT toDate(detected_at, 'UTC') AS day, severity, status, sum(sign) AS alerts,"
+    " sum(sign * amount) AS amount, sum(sign * (resolved_at IS NOT NULL)) AS resolved,"
+    " sum(sign * resolution_seconds) AS resolution_seconds FROM {db}.alert_changes"
+    " GROUP BY day, severity, status",
     "company_daily": "INSERT INTO {db}.company_daily"
     " SELECT toDate(detected_at, 'UTC') AS day, company_key, severity, sum(sign) AS alerts,"
     " sum(sign * amount) AS amount FROM {db}.alert_changes GROUP BY day, company_key, severity",

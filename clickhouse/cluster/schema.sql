@@ -127,6 +127,40 @@ SELECT
 FROM {db}.alert_changes_local
 GROUP BY company_key, hour, severity, status, region
 ;
+-- Per UTC day, severity and status, for statistics and trends over whole UTC days.
+CREATE TABLE IF NOT EXISTS {db}.stats_daily_local ON CLUSTER '{cluster}'
+(
+    day                Date,
+    severity           LowCardinality(String),
+    status             LowCardinality(String),
+    alerts             Int64,
+    amount             Decimal(38, 2),
+    resolved           Int64,
+    resolution_seconds Int64
+)
+ENGINE = ReplicatedSummingMergeTree(
+    '/clickhouse/tables/{cluster}/{db}/stats_daily_local/{shard}', '{replica}')
+ORDER BY (day, severity, status)
+SETTINGS replicated_deduplication_window = 10000,
+    replicated_deduplication_window_seconds = 604800
+;
+CREATE TABLE IF NOT EXISTS {db}.stats_daily ON CLUSTER '{cluster}'
+AS {db}.stats_daily_local
+ENGINE = Distributed('{cluster}', {db}, stats_daily_local)
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.stats_daily_mv ON CLUSTER '{cluster}'
+TO {db}.stats_daily_local AS
+SELECT
+    toDate(detected_at, 'UTC') AS day,
+    severity,
+    status,
+    sum(sign) AS alerts,
+    sum(sign * amount) AS amount,
+    sum(sign * (resolved_at IS NOT NULL)) AS resolved,
+    sum(sign * resolution_seconds) AS resolution_seconds
+FROM {db}.alert_changes_local
+GROUP BY day, severity, status
+;
 -- Per company and UTC day, for the ranking over whole UTC days (the default window).
 CREATE TABLE IF NOT EXISTS {db}.company_daily_local ON CLUSTER '{cluster}'
 (

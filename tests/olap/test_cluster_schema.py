@@ -136,7 +136,7 @@ def test_views_are_the_same_queries_over_each_shards_local_tables(
     single: dict[str, Created], cluster: dict[str, Created]
 ) -> None:
     views = [c for c in single.values() if c.kind == "MATERIALIZED VIEW"]
-    assert len(views) == 4
+    assert len(views) == 5
     for view in views:
         clustered = cluster[view.name]
         expected = view.text.replace(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view.name}", "")

@@ -1,4 +1,4 @@
-"""A view added to the schema after data replicated holds that data once it is created."""
+"""Views added to the schema after data replicated hold that data once they are created."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tests.olap.truth import clickhouse_aggregates, postgres_aggregates
 from workflow.db import Database
 
 
-def test_migrate_fills_a_missing_daily_view_from_the_change_rows_once(
+def test_migrate_fills_missing_daily_views_from_the_change_rows_once(
     db: Database, store: ClickHouseStore
 ) -> None:
     seed_alerts(db, 150, hours_apart=5)
@@ -20,15 +20,17 @@ def test_migrate_fills_a_missing_daily_view_from_the_change_rows_once(
         conn.execute("DELETE FROM alerts WHERE alert_id LIKE 'seed-2%'")
     replicator.drain()
     # As a data folder of a release before the view looks.
-    store.command(f"DROP TABLE {store.database}.company_daily_mv")
-    store.command(f"DROP TABLE {store.database}.company_daily")
+    for view in ("company_daily", "stats_daily"):
+        store.command(f"DROP TABLE {store.database}.{view}_mv")
+        store.command(f"DROP TABLE {store.database}.{view}")
 
     store.migrate()
-    filled = clickhouse_aggregates(store)["company_days"]
+    filled = clickhouse_aggregates(store)
     store.migrate()
-    again = clickhouse_aggregates(store)["company_days"]
+    again = clickhouse_aggregates(store)
     replicator.release()
 
-    truth = postgres_aggregates(db)["company_days"]
-    assert filled == truth and len(truth) > 20
-    assert again == truth, "a second migrate adds nothing"
+    truth = postgres_aggregates(db)
+    for part in ("company_days", "days"):
+        assert filled[part] == truth[part] and len(truth[part]) > 20, part
+        assert again[part] == truth[part], f"{part}: a second migrate adds nothing"

@@ -23,6 +23,12 @@ def clickhouse_aggregates(store: ClickHouseStore) -> Aggregates:
         "SELECT company_key, severity, sum(alerts) AS alerts, toDecimal128(sum(amount), 2)"
         f" AS amount FROM {db}.company_hourly GROUP BY company_key, severity HAVING alerts != 0"
     )
+    days = store.query_rows(
+        "SELECT toString(day) AS day, severity, status, sum(alerts) AS alerts,"
+        " toDecimal128(sum(amount), 2) AS amount, sum(resolved) AS resolved,"
+        f" sum(resolution_seconds) AS seconds FROM {db}.stats_daily"
+        " GROUP BY day, severity, status HAVING alerts != 0"
+    )
     daily = store.query_rows(
         "SELECT toString(day) AS day, company_key, severity, sum(alerts) AS alerts,"
         f" toDecimal128(sum(amount), 2) AS amount FROM {db}.company_daily"
@@ -40,6 +46,7 @@ def clickhouse_aggregates(store: ClickHouseStore) -> Aggregates:
     return {
         "hourly": _keyed(hourly, 5),
         "companies": _keyed(companies, 2),
+        "days": _keyed(days, 3),
         "company_days": _keyed(daily, 3),
         "names": _keyed(names, 2),
         "current": _keyed(current, 1),
@@ -65,6 +72,16 @@ def postgres_aggregates(database: Database) -> Aggregates:
                 " coalesce(sum(amount), 0)::numeric(38, 2) AS amount FROM alerts GROUP BY 1, 2"
             )
         )
+        days = _dicts(
+            conn.execute(
+                "SELECT to_char(detected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, severity,"
+                " status, count(*) AS alerts, coalesce(sum(amount), 0)::numeric(38, 2) AS amount,"
+                " count(resolved_at) AS resolved,"
+                " coalesce(sum(extract(epoch FROM resolved_at - detected_at)::bigint), 0)"
+                " AS seconds"
+                " FROM alerts GROUP BY 1, 2, 3"
+            )
+        )
         daily = _dicts(
             conn.execute(
                 "SELECT to_char(detected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, company_key,"
@@ -82,6 +99,7 @@ def postgres_aggregates(database: Database) -> Aggregates:
     return {
         "hourly": _keyed(hourly, 5),
         "companies": _keyed(companies, 2),
+        "days": _keyed(days, 3),
         "company_days": _keyed(daily, 3),
         "names": _keyed(names, 2),
         "current": _keyed(current, 1),
