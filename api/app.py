@@ -114,6 +114,10 @@ def metrics(state: State) -> Response[str]:
 def index() -> dict[str, str]:
     return {
         "alerts": "/api/alerts/",
+        "alert": "/api/alerts/{alert_id}/",
+        "history": "/api/alerts/{alert_id}/history/",
+        "batch_process": "/api/alerts/batch_process/",
+        "task": "/api/tasks/{task_id}/",
         "statistics": "/api/alerts/statistics/",
         "risk_trends": "/api/alerts/risk_trends/",
         "top_companies": "/api/alerts/top_companies/",
@@ -122,6 +126,11 @@ def index() -> dict[str, str]:
         "export": "/api/exports/alerts.csv",
         "health": "/health",
         "liveness": "/health/live",
+        "metrics": "/metrics",
+        "session": "/api/session/",
+        "users": "/api/users/",
+        "tokens": "/api/tokens/",
+        "chart_library": "/ui/vendor/vega.js",
         "openapi": "/schema/openapi.json",
         "live": "/api/live/",
         "dashboard": "/",

@@ -12,6 +12,7 @@ shutting down). Whatever route meets one, the client is told to retry, never giv
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -142,6 +143,12 @@ def _validation_error(_: Request, error: ValidationException) -> Response[bytes]
     return problem_response(400, detail, errors=errors)
 
 
+# msgspec's words for a body field that should not be there or is missing.
+_FIELD_PROBLEM = re.compile(r"Object (contains unknown|missing required) field `([^`]+)`")
+# What a decoder says of a body that is not JSON at all.
+_NOT_JSON_WORDS = ("json", "body", "truncated", "malformed")
+
+
 def _describe(item: dict[str, Any]) -> dict[str, str]:
     key = item.get("key")
     source = item.get("source")
@@ -151,6 +158,12 @@ def _describe(item: dict[str, Any]) -> dict[str, str]:
         # Litestar names the whole body "data"; the field at fault is at the end of the message.
         key = message.rsplit("at `$.", 1)[1].rstrip("`")
         message = message.split(" - at `$", 1)[0]
+    elif key == "data" and message == "'data'":
+        key, message = "body", "the request body is empty: send a JSON object"
+    elif key == "data" and (named := _FIELD_PROBLEM.match(message)):
+        problem, key = named.groups()
+        unknown = problem.startswith("contains")
+        message = "not a field of this request body" if unknown else "required, but missing"
     elif key == "data":
         key = "body"
     described = {"message": f"{key}: {message}" if key else message}
@@ -172,8 +185,10 @@ def _http_error(request: Request, error: HTTPException) -> Response[bytes]:
         limit = request.app.request_max_body_size or 0
         detail = f"the request body is over the limit of {limit:,} bytes; send less per request"
         errors = [{"field": "body", "message": detail}]
-    elif status == 400 and ("json" in detail.lower() or "body" in detail.lower()):
-        errors = [{"field": "body", "message": f"the request body is not valid JSON: {detail}"}]
+    elif status == 400 and any(word in detail.lower() for word in _NOT_JSON_WORDS):
+        if "not valid JSON" not in detail:
+            detail = f"the request body is not valid JSON: {detail}"
+        errors = [{"field": "body", "message": detail}]
     return problem_response(status, detail, errors=errors, headers=dict(error.headers or {}))
 
 

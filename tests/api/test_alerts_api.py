@@ -270,3 +270,26 @@ def test_not_found_and_malformed_body_name_what_is_at_fault(
 
     assert missing.json()["errors"][0]["parameter"] == "alert_id"
     assert malformed.status_code == 400 and malformed.json()["errors"][0]["field"] == "body"
+
+
+BAD_BODIES = [
+    (b'{"status": "RESOLVED",', "body", "not valid JSON"),
+    (b"", "body", "the request body is empty"),
+    (b'{"stat": "RESOLVED"}', "stat", "not a field of this request body"),
+    (b'{"note": "no status"}', "status", "required, but missing"),
+    (b'{"status": "RESOLVED", "version": "x"}', "version", "Expected `int | null`"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "says"), BAD_BODIES, ids=lambda v: repr(v)[:30])
+def test_a_bad_body_is_a_400_naming_the_field_and_the_problem(
+    client: TestClient, seeded: Services, body: bytes, field: str, says: str
+) -> None:
+    response = client.patch(
+        "/api/alerts/seed-1/", content=body, headers={"content-type": "application/json"}
+    )
+
+    problem = response.json()
+    assert response.status_code == 400, problem
+    assert problem["errors"][0]["field"] == field, problem
+    assert says in problem["detail"] and says in problem["errors"][0]["message"], problem
