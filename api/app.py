@@ -222,6 +222,9 @@ def create_app(
             version="0.1.0",
             path="/schema",
         ),
+        # Logging is the command's (msd.cli sets one format for every module); Litestar's own
+        # default would replace it with another format once the app starts.
+        logging_config=None,
         on_app_init=[_quiet],
     )
 
