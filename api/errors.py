@@ -137,10 +137,23 @@ def _api_error(_: Request, error: ApiError) -> Response[bytes]:
     )
 
 
-def _validation_error(_: Request, error: ValidationException) -> Response[bytes]:
+def _validation_error(request: Request, error: ValidationException) -> Response[bytes]:
     errors = [_describe(item) for item in (error.extra or []) if isinstance(item, dict)]
+    known = _body_fields(request)
+    for problem in errors:
+        if known and problem.get("message", "").endswith("not a field of this request body"):
+            problem["message"] += f"; its fields are {', '.join(known)}"
     detail = "; ".join(e["message"] for e in errors) or str(error.detail)
     return problem_response(400, detail, errors=errors)
+
+
+def _body_fields(request: Request) -> tuple[str, ...]:
+    """The fields of the handler's body type, when it declares one (a msgspec Struct)."""
+    try:
+        body = request.route_handler.parsed_fn_signature.parameters["data"]
+    except (AttributeError, KeyError):
+        return ()
+    return tuple(getattr(body.annotation, "__struct_fields__", ()))
 
 
 # msgspec's words for a body field that should not be there or is missing.

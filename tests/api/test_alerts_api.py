@@ -275,7 +275,7 @@ def test_not_found_and_malformed_body_name_what_is_at_fault(
 BAD_BODIES = [
     (b'{"status": "RESOLVED",', "body", "not valid JSON"),
     (b"", "body", "the request body is empty"),
-    (b'{"stat": "RESOLVED"}', "stat", "not a field of this request body"),
+    (b'{"stat": "RESOLVED"}', "stat", "not a field of this request body; its fields are status"),
     (b'{"note": "no status"}', "status", "required, but missing"),
     (b'{"status": "RESOLVED", "version": "x"}', "version", "Expected `int | null`"),
 ]
