@@ -22,7 +22,9 @@ from anyio.to_thread import run_sync
 from litestar import MediaType, Request, Response, get
 from litestar.datastructures import State
 
+from api.auth import required_role
 from api.cache import AnswerCache, answer_key
+from api.fast_lane import FastLane
 from api.params import (
     AGGREGATE_PARAMETERS,
     CompanyParam,
@@ -38,13 +40,20 @@ from api.params import (
     check_known,
     parse_filters,
     parse_window,
+    window_expiry,
 )
 from api.routing import answer
 from api.schemas import CompanyOut, RegionOut, StatisticsOut, TrendOut
 from msd.runtime import Services
 from olap.queries import Filters, Window
 
-__all__ = ["aggregate_handlers", "cache_key", "read_question", "resolve_companies"]
+__all__ = [
+    "aggregate_handlers",
+    "cache_key",
+    "question_key",
+    "read_question",
+    "resolve_companies",
+]
 
 WATERMARK_HEADER = "X-Replication-Watermark"
 
@@ -80,15 +89,16 @@ def resolve_companies(services: Services, filters: Filters) -> Filters:
 
 async def _run(name: str, request: Request, state: State, encode: Callable[[Any], Any]) -> Response:
     """A cached answer known in memory is served on the event loop; anything that reads a
-    store (PostgreSQL for the watermark, Redis, ClickHouse) runs in a worker thread."""
+    store (Redis, ClickHouse) runs in a worker thread. Each fresh answer tells the fast lane
+    (``api.fast_lane``) what its URL asks, so that the URL's next requests are answered there."""
     services: Services = state.services
-    window, filters = read_question(
-        _query(request), AGGREGATE_PARAMETERS, services.settings.timezone
-    )
+    query = _query(request)
+    window, filters = read_question(query, AGGREGATE_PARAMETERS, services.settings.timezone)
 
     # Read the watermark first: the answer then holds at least everything it names.
-    watermark = services.replicator.remembered_watermark() or await run_sync(services.watermark)
-    key = cache_key(name, window, filters, watermark.header())
+    watermark = await services.watermark_on_loop()
+    question = question_key(name, window, filters)
+    key = answer_key(question, watermark.header())
 
     def compute() -> bytes:
         rows = answer(name, services, window, resolve_companies(services, filters))
@@ -98,20 +108,34 @@ async def _run(name: str, request: Request, state: State, encode: Callable[[Any]
     cached = cache.in_memory(key) or await run_sync(
         cache.get_or_compute, key, TTL_SECONDS[name], compute
     )
-    headers = {
-        "X-Window": f"{window.first_day}/{window.last_day};tz={window.zone}",
-        **cached.headers(watermark.header()),
-    }
+    window_header = f"{window.first_day}/{window.last_day};tz={window.zone}"
+    expires_at = window_expiry(query, window)
+    if not cached.stale and expires_at is not None:
+        fast_lane: FastLane = state.fast_lane
+        fast_lane.remember(
+            request.scope["path"],
+            request.scope["query_string"],
+            request.headers.get("host"),
+            question=question,
+            role=required_role(request.route_handler, "GET") or "viewer",
+            window_header=window_header,
+            expires_at=expires_at,
+        )
+    headers = {"X-Window": window_header, **cached.headers(watermark.header())}
     return Response(cached.body, media_type=MediaType.JSON, headers=headers)
 
 
 def cache_key(
     name: str, window: Window, filters: Filters, watermark: str, extra: tuple[Any, ...] = ()
 ) -> str:
+    """The cache key of ``question_key`` at ``watermark``."""
+    return answer_key(question_key(name, window, filters, extra), watermark)
+
+
+def question_key(name: str, window: Window, filters: Filters, extra: tuple[Any, ...] = ()) -> str:
     """Equal for equal questions whatever the parameters' order or spelling; distinct otherwise.
 
     Values are JSON-encoded, so no value can pass for two (a company "A, B" is not "A" and "B").
-    The watermark stays readable after the ``@``: a stale answer says which one it reflects.
     """
     normal = json.dumps(
         [
@@ -130,7 +154,7 @@ def cache_key(
             list(extra),
         ]
     )
-    return answer_key(f"{name}:{hashlib.sha256(normal.encode()).hexdigest()[:32]}", watermark)
+    return f"{name}:{hashlib.sha256(normal.encode()).hexdigest()[:32]}"
 
 
 def _statistics_body(stats: Any) -> StatisticsOut:

@@ -22,6 +22,7 @@ from api.cache import AnswerCache
 from api.chart_routes import chart_handlers
 from api.errors import document_problems, exception_handlers
 from api.export_routes import export_handlers
+from api.fast_lane import FastLane
 from api.live_routes import close_live_feed, live_handlers
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
@@ -176,7 +177,8 @@ def create_app(
     cache = AnswerCache(services.settings.redis_url, metrics_)
     shared_counter = cache.count if services.settings.redis_url else None
     rate_limiter = RateLimiter(services.settings.rate_limit, shared_counter)
-    return Litestar(
+    fast_lane = FastLane(services, cache, rate_limiter)
+    app = Litestar(
         # One router, registered at once: Litestar registers a handler again whenever a later
         # one shares its path, and a second registration runs a sync handler in a thread that
         # starts another thread (and a handler returning a Response then fails).
@@ -207,12 +209,12 @@ def create_app(
                 "metrics": metrics_,
                 "cache": cache,
                 "rate_limiter": rate_limiter,
+                "fast_lane": fast_lane,
                 "ui_assets": load_assets(),
             }
         ),
         guards=[authorize],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        middleware=[_request_log],
         request_max_body_size=MAX_BODY_BYTES,
         compression_config=COMPRESSION,
         on_startup=[take_over_unfinished_tasks] if take_over_tasks else [],
@@ -227,6 +229,11 @@ def create_app(
         logging_config=None,
         on_app_init=[_quiet],
     )
+    # Litestar hands every HTTP request to its asgi_handler (error handling around the router).
+    # The request log and the fast lane go in front of it: cached answers skip the router, and
+    # every request is logged, those the router finds no route for included.
+    app.asgi_handler = _request_log(fast_lane.in_front_of(app.asgi_handler))
+    return app
 
 
 def _quiet(config: AppConfig) -> AppConfig:

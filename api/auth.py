@@ -37,6 +37,7 @@ __all__ = [
     "authorize",
     "forget_credentials",
     "principal_of",
+    "remembered_principal",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,43 @@ async def _identify(connection: ASGIConnection, services: Services) -> Principal
             return principal
     if settings.anonymous_role:
         return Principal("anonymous", settings.anonymous_role, "anonymous")
+    return None
+
+
+def remembered_principal(
+    authorization: str | None, cookies: str | None, anonymous_role: str | None
+) -> Principal | None:
+    """Who sends these credentials when this process knows it without a lookup, else None.
+
+    None also for credentials that are malformed, unknown or refused: only the guard answers
+    those, and it says why. ``cookies`` is the raw Cookie header.
+    """
+    if authorization:
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return None
+        return _recalled("token", secret.strip())
+    session_id = _cookie(cookies, SESSION_COOKIE) if cookies else None
+    if session_id:
+        return _recalled("session", session_id)
+    if anonymous_role:
+        return Principal("anonymous", anonymous_role, "anonymous")
+    return None
+
+
+def _recalled(kind: str, secret: str) -> Principal | None:
+    remembered = _remembered.get((kind, hashlib.sha256(secret.encode()).hexdigest()))
+    if remembered is None or remembered[0] <= time.monotonic():
+        return None
+    return remembered[1]
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for pair in header.split(";"):
+        key, _, value = pair.strip().partition("=")
+        if key == name:
+            # A quoted value needs the unquoting the framework's parser does: leave it to it.
+            return None if value.startswith('"') else value
     return None
 
 

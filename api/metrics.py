@@ -13,6 +13,7 @@ _HELP = {
     "cache_errors": "Redis calls that failed or timed out (the answer was computed instead).",
     "cache_compute_seconds": "Seconds spent computing aggregate answers on misses.",
     "cache_stale": "Stale aggregate answers served because ClickHouse did not answer.",
+    "fast_lane_answers": "Cached aggregate answers served before the framework's routing.",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Mapping
@@ -31,6 +32,7 @@ __all__ = [
     "parse_ordering",
     "parse_page",
     "parse_window",
+    "window_expiry",
 ]
 
 
@@ -305,6 +307,23 @@ def parse_window(query: Mapping[str, list[str]], default_zone: str) -> Window:
     if (last - first).days + 1 > MAX_DAYS:
         raise ApiError(400, f"the window is longer than {MAX_DAYS} days", parameter="since")
     return window_between(first, last, zone)
+
+
+def window_expiry(query: Mapping[str, list[str]], window: Window) -> float | None:
+    """Until when (Unix time) the same parameters name ``window`` again, or None if never.
+
+    ``days``, or ``since`` without ``until``, ends today: the same parameters name other days
+    from the next local midnight, the window's end. Dated bounds on both sides (or ``until``
+    alone, a date) never move. A date-time bound beside one left open is measured from "now",
+    so the window is new at every instant.
+    """
+    since, until = _single(query, "since"), _single(query, "until")
+    instants = any(raw is not None and len(raw) != 10 for raw in (since, until))
+    if until is not None and (since is not None or not instants):
+        return math.inf
+    if instants:
+        return None
+    return window.end.timestamp()
 
 
 def _instant_window(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
 
 from msd.settings import Settings, SettingsError, mask_url
 from olap.replicator import Replicator, Watermark
+from olap.shared_read import LoopSharedRead
 from olap.store import ClickHouseStore, open_store
 from workflow.db import Database, open_pool
 
@@ -26,6 +28,7 @@ class Services:
     replica: Database | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _loop_watermark: LoopSharedRead[Watermark] | None = None
 
     @property
     def reader(self) -> Database:
@@ -34,6 +37,17 @@ class Services:
 
     def watermark(self) -> Watermark:
         return self.replicator.watermark()
+
+    async def watermark_on_loop(self) -> Watermark:
+        """``watermark`` for a coroutine: from memory when this process knows it, otherwise one
+        read (in a worker thread) shared by every coroutine of the loop asking at that moment,
+        so that a burst of requests costs one PostgreSQL round trip and one thread hop."""
+        remembered = self.replicator.remembered_watermark()
+        if remembered is not None:
+            return remembered
+        if self._loop_watermark is None:
+            self._loop_watermark = LoopSharedRead(lambda: asyncio.to_thread(self.watermark))
+        return await self._loop_watermark()
 
     def start_replication(self) -> None:
         """Replicate in a background thread of this process until ``close``."""
