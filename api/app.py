@@ -218,7 +218,13 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         compression_config=COMPRESSION,
         on_startup=[take_over_unfinished_tasks] if take_over_tasks else [],
-        on_shutdown=[close_batch_queue, close_live_feed, cache.close, *(on_shutdown or [])],
+        on_shutdown=[
+            close_batch_queue,
+            close_live_feed,
+            cache.close,
+            services.close_on_loop,
+            *(on_shutdown or []),
+        ],
         openapi_config=OpenAPIConfig(
             title="Market supervision alerts",
             version="0.1.0",

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 
 from msd.settings import Settings, SettingsError, mask_url
-from olap.replicator import Replicator, Watermark
+from olap.replicator import LoopWatermarkReader, Replicator, Watermark
 from olap.shared_read import LoopSharedRead
 from olap.store import ClickHouseStore, open_store
 from workflow.db import Database, open_pool
@@ -29,6 +29,7 @@ class Services:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _loop_watermark: LoopSharedRead[Watermark] | None = None
+    _watermark_reader: LoopWatermarkReader | None = None
 
     @property
     def reader(self) -> Database:
@@ -40,14 +41,28 @@ class Services:
 
     async def watermark_on_loop(self) -> Watermark:
         """``watermark`` for a coroutine: from memory when this process knows it, otherwise one
-        read (in a worker thread) shared by every coroutine of the loop asking at that moment,
-        so that a burst of requests costs one PostgreSQL round trip and one thread hop."""
+        read shared by every coroutine of the loop asking at that moment, so that a burst of
+        requests costs one PostgreSQL round trip."""
         remembered = self.replicator.remembered_watermark()
         if remembered is not None:
             return remembered
         if self._loop_watermark is None:
-            self._loop_watermark = LoopSharedRead(lambda: asyncio.to_thread(self.watermark))
+            reader = LoopWatermarkReader(
+                self.db.url, self.replicator.target, self.settings.database_timeout_seconds
+            )
+            self._watermark_reader = reader
+            self._loop_watermark = LoopSharedRead(lambda: self._read_watermark(reader))
         return await self._loop_watermark()
+
+    async def close_on_loop(self) -> None:
+        """Release what ``watermark_on_loop`` opened on the running loop (at app shutdown)."""
+        if self._watermark_reader is not None:
+            await self._watermark_reader.close()
+
+    async def _read_watermark(self, reader: LoopWatermarkReader) -> Watermark:
+        if self.replicator.remembers_watermark:
+            return await asyncio.to_thread(self.watermark)  # a read this process then remembers
+        return await reader.read()
 
     def start_replication(self) -> None:
         """Replicate in a background thread of this process until ``close``."""

@@ -32,6 +32,7 @@ reconnects. Each outage is logged once when it starts and once when it ends, not
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import logging
@@ -48,7 +49,13 @@ from olap.shared_read import SharedRead
 from olap.store import REPLICATED_TABLES, ClickHouseStore, EmbeddedStore, StoreUnavailableError
 from workflow.db import Database
 
-__all__ = ["BatchResult", "Replicator", "Watermark", "read_watermark"]
+__all__ = [
+    "BatchResult",
+    "LoopWatermarkReader",
+    "Replicator",
+    "Watermark",
+    "read_watermark",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -202,17 +209,66 @@ class Watermark:
         return f"{self.position};events={self.events}"
 
 
+_WATERMARK_SQL = (
+    "SELECT epoch || '.' || batches_applied || '.' || events_applied, events_applied,"
+    " last_event_id, last_change_at, updated_at FROM replication_state WHERE target = %s"
+)
+
+
 def read_watermark(conn: psycopg.Connection, target: str) -> Watermark:
     """The position counts rebuilds, applied batches and events: it moves with every batch."""
-    row = conn.execute(
-        "SELECT epoch || '.' || batches_applied || '.' || events_applied, events_applied,"
-        " last_event_id,"
-        " last_change_at, updated_at FROM replication_state WHERE target = %s",
-        (target,),
-    ).fetchone()
-    if row is None:
-        return Watermark("0.0.0", 0, 0, None, None)
-    return Watermark(*row)
+    return _watermark(conn.execute(_WATERMARK_SQL, (target,)).fetchone())
+
+
+def _watermark(row: tuple | None) -> Watermark:  # type: ignore[type-arg]
+    return Watermark("0.0.0", 0, 0, None, None) if row is None else Watermark(*row)
+
+
+class LoopWatermarkReader:
+    """Reads the watermark on an event loop over a connection of its own, in autocommit.
+
+    One round trip a read, with no worker thread and no pool checkout: for API processes that
+    do not replicate, and so must ask PostgreSQL for every watermark they serve at. A failed or
+    timed-out read closes the connection; the next read opens another.
+    """
+
+    def __init__(self, url: str, target: str, timeout: float) -> None:
+        self.url = url
+        self.target = target
+        self.timeout = timeout
+        self._conn: psycopg.AsyncConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def read(self) -> Watermark:
+        try:
+            return await asyncio.wait_for(self._read(), self.timeout)
+        except (psycopg.Error, OSError, asyncio.TimeoutError) as error:
+            await self._drop_connection()
+            if isinstance(error, psycopg.OperationalError):
+                raise
+            raise psycopg.OperationalError(
+                f"PostgreSQL did not give the replication watermark within {self.timeout:g}s"
+                f" (MSD_DATABASE_TIMEOUT_SECONDS): {error or type(error).__name__}"
+            ) from error
+
+    async def _read(self) -> Watermark:
+        loop = asyncio.get_running_loop()
+        if self._conn is None or self._conn.closed or self._loop is not loop:
+            self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            self._loop = loop
+        cursor = await self._conn.execute(_WATERMARK_SQL, (self.target,))
+        return _watermark(await cursor.fetchone())
+
+    async def close(self) -> None:
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._loop is asyncio.get_running_loop():
+            try:
+                await conn.close()
+            except Exception:  # already broken: nothing more to release
+                pass
 
 
 class _Generations:
@@ -313,6 +369,11 @@ class Replicator:
         watermark = self.read_watermark_now()
         self._remembered = (generation, watermark)
         return watermark
+
+    @property
+    def remembers_watermark(self) -> bool:
+        """True while ``watermark`` can keep the watermark in memory (this process replicates)."""
+        return self._lock_conn is not None and self._store_is_ours
 
     def remembered_watermark(self) -> Watermark | None:
         """The current watermark if it is known without a query, else None (never a stale one)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Iterator
 
 import pytest
@@ -38,6 +39,14 @@ def client(services: Services) -> Iterator[TestClient]:
     with TestClient(create_app(services)) as test_client:
         test_client.headers["Authorization"] = f"Bearer {token}"
         yield test_client
+
+
+def start_early_in_a_minute() -> None:
+    """Wait out the last seconds of a clock minute: a per-minute request limit counts afresh
+    from each, so a test that counts requests against one must not straddle two."""
+    into_minute = time.time() % 60
+    if into_minute > 45:
+        time.sleep(60 - into_minute)
 
 
 def seed_alerts(db: Database, count: int, *, hours_apart: int = 7) -> None:

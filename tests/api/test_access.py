@@ -19,7 +19,7 @@ from api.app import create_app
 from api.auth import forget_credentials
 from msd.runtime import Services
 from msd.settings import SettingsError, load_settings
-from tests.api.conftest import seed_alerts
+from tests.api.conftest import seed_alerts, start_early_in_a_minute
 from workflow import accounts
 
 # OpenAPI names paths without the trailing slash the routes also answer with.
@@ -281,6 +281,7 @@ def test_an_anonymous_role_on_a_network_address_needs_confirmation() -> None:
 def test_over_the_rate_limit_is_429_with_retry_after_per_token(services: Services) -> None:
     services.settings = load_settings({"rate_limit": "3/minute"}, environ={})
     first, second = token_for(services, "viewer"), token_for(services, "viewer")
+    start_early_in_a_minute()
     with TestClient(create_app(services)) as client:
         codes = [
             client.get("/api/alerts/", headers={"Authorization": f"Bearer {first}"}).status_code

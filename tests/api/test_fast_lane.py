@@ -17,7 +17,7 @@ from api.params import parse_window, window_expiry
 from msd.runtime import Services
 from msd.settings import load_settings
 from olap.shared_read import LoopSharedRead
-from tests.api.conftest import authorize, seed_alerts
+from tests.api.conftest import authorize, seed_alerts, start_early_in_a_minute
 from workflow import accounts
 
 STATISTICS = "/api/alerts/statistics/?severity=HIGH&severity=CRITICAL&region=CA"
@@ -105,6 +105,7 @@ def test_requests_the_lane_answers_count_against_the_request_limit(seeded: Servi
     limited = Services(settings, seeded.db, seeded.store, seeded.replicator)
     with TestClient(create_app(limited)) as client:
         authorize(client, limited, "viewer")
+        start_early_in_a_minute()
         statuses = [client.get(STATISTICS).status_code for _ in range(7)]
 
         assert statuses == [200] * 5 + [429] * 2

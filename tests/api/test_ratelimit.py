@@ -8,6 +8,7 @@ import uuid
 from api.cache import AnswerCache
 from api.metrics import Metrics
 from api.ratelimit import RateLimiter
+from tests.api.conftest import start_early_in_a_minute
 
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -24,6 +25,7 @@ def test_two_processes_sharing_redis_share_one_limit() -> None:
     second_cache = AnswerCache(SHARED_REDIS, Metrics(), prefix=prefix)
     first = RateLimiter((5, 60), first_cache.count)
     second = RateLimiter((5, 60), second_cache.count)
+    start_early_in_a_minute()
 
     answers = [(first if n % 2 else second).spend("token:1") for n in range(6)]
 
@@ -36,6 +38,7 @@ def test_two_processes_sharing_redis_share_one_limit() -> None:
 def test_without_redis_each_process_still_limits_on_its_own() -> None:
     cache = AnswerCache(f"redis://127.0.0.1:{_closed_port()}/0", Metrics())
     limiter = RateLimiter((3, 60), cache.count)
+    start_early_in_a_minute()
 
     answers = [limiter.spend("token:1") for _ in range(4)]
 
