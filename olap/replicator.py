@@ -39,7 +39,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pyarrow as pa
@@ -59,27 +59,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_FIELDS = (
-    "id bigint, alert_id text, version integer, company_key text, company_name text,"
-    " violation_type text, severity text, status text, region text, amount numeric,"
-    " detected_at timestamptz, resolved_at timestamptz"
-)
-
-# One side (before or after) of each event in the batch, flattened by PostgreSQL itself so that
-# the rows reach Python as CSV that Arrow parses in C++.
-_SIDE = """
-SELECT e.event_id, {sign} AS sign, r.id AS alert_pk, r.alert_id, r.version, r.company_key,
-       r.company_name, r.violation_type, r.severity, r.status, r.region,
-       coalesce(r.amount, 0) AS amount,
-       (extract(epoch FROM r.detected_at) * 1000)::bigint AS detected_at,
-       (extract(epoch FROM r.resolved_at) * 1000)::bigint AS resolved_at,
-       coalesce(extract(epoch FROM r.resolved_at - r.detected_at)::bigint, 0)
-           AS resolution_seconds
-FROM alert_events e, jsonb_to_record(e.{side}) AS r({fields})
-WHERE {round} AND e.{side} IS NOT NULL
-  AND (e.tx_id, e.event_id) <= (%(hi_tx)s::xid8, %(hi_event)s) AND e.tx_id <= %(hi_tx)s::xid8
-"""
-
 # The events of one round past the applied position: committed as of the target snapshot and not
 # as of the base. The xmin/xmax bounds only narrow the index range. The plain tx_id bounds repeat
 # the row comparisons for the planner, which estimates a row comparison at a third of the table
@@ -91,16 +70,54 @@ _ROUND = """e.tx_id >= pg_snapshot_xmin(%(base)s::pg_snapshot)
   AND NOT pg_visible_in_snapshot(e.tx_id, %(base)s::pg_snapshot)
   AND (e.tx_id, e.event_id) > (%(lo_tx)s::xid8, %(lo_event)s) AND e.tx_id >= %(lo_tx)s::xid8"""
 
-_BATCH_ROWS_SQL = (
-    "COPY ("
-    + _SIDE.format(sign=-1, side="before", fields=_FIELDS, round=_ROUND)
-    + " UNION ALL "
-    + _SIDE.format(sign=1, side="after", fields=_FIELDS, round=_ROUND)
-    + ") TO STDOUT WITH (FORMAT csv, HEADER true)"
+_EVENT_COLUMNS = "SELECT e.tx_id, e.event_id, e.occurred_at, e.before, e.after FROM alert_events e"
+
+# A new batch: the round's next events in commit order, at most %(limit)s of them. Their keys are
+# found first, in the replication index alone: ordering whole events instead, PostgreSQL scans
+# and sorts the documents of every event in the round (on disk, at the start of a long one).
+_NEXT_EVENTS = f"""SELECT b.tx_id, b.event_id, b.occurred_at, b.before, b.after
+FROM (
+  SELECT e.event_id FROM alert_events e WHERE {_ROUND}
+  ORDER BY e.tx_id, e.event_id LIMIT %(limit)s
+) AS k
+JOIN alert_events b ON b.event_id = k.event_id"""
+
+# A planned batch again (after a crash): the round's events up to its upper bound.
+_PLANNED_EVENTS = f"""{_EVENT_COLUMNS} WHERE {_ROUND}
+  AND (e.tx_id, e.event_id) <= (%(hi_tx)s::xid8, %(hi_event)s) AND e.tx_id <= %(hi_tx)s::xid8"""
+
+_FIELDS = (
+    "id bigint, alert_id text, version integer, company_key text, company_name text,"
+    " violation_type text, severity text, status text, region text, amount numeric,"
+    " detected_at timestamptz, resolved_at timestamptz"
 )
 
+# Each side (before, after) of each event of a batch as one signed row, flattened by PostgreSQL
+# itself in one scan of the events, so that the rows reach Python as CSV that Arrow parses in
+# C++. Every event has at least one side; the event columns say what the batch covers.
+_ROWS_SQL = """COPY (
+SELECT b.tx_id::text AS tx_id, b.event_id,
+       (extract(epoch FROM b.occurred_at) * 1000000)::bigint AS occurred_at,
+       s.sign, r.id AS alert_pk, r.alert_id, r.version, r.company_key,
+       r.company_name, r.violation_type, r.severity, r.status, r.region,
+       coalesce(r.amount, 0) AS amount,
+       (extract(epoch FROM r.detected_at) * 1000)::bigint AS detected_at,
+       (extract(epoch FROM r.resolved_at) * 1000)::bigint AS resolved_at,
+       coalesce(extract(epoch FROM r.resolved_at - r.detected_at)::bigint, 0)
+           AS resolution_seconds
+FROM ({events}) AS b
+CROSS JOIN LATERAL (VALUES (-1, b.before), (1, b.after)) AS s(sign, side)
+CROSS JOIN LATERAL jsonb_to_record(s.side) AS r({fields})
+WHERE s.side IS NOT NULL
+) TO STDOUT WITH (FORMAT csv, HEADER true)"""
+
+_NEXT_ROWS_SQL = _ROWS_SQL.format(events=_NEXT_EVENTS, fields=_FIELDS)
+_PLANNED_ROWS_SQL = _ROWS_SQL.format(events=_PLANNED_EVENTS, fields=_FIELDS)
+
 _CSV_TYPES = {
+    "tx_id": pa.uint64(),
     "event_id": pa.int64(),
+    "occurred_at": pa.int64(),
     "sign": pa.int8(),
     "alert_pk": pa.int64(),
     "alert_id": pa.string(),
@@ -116,28 +133,9 @@ _CSV_TYPES = {
     "resolved_at": pa.int64(),
     "resolution_seconds": pa.int64(),
 }
-
-# The upper bound of the next batch: at most `limit` events of the round past the applied position.
-_PLAN_SQL = (
-    """
-SELECT tx_id::text, event_id FROM (
-    SELECT e.tx_id, e.event_id FROM alert_events e
-    WHERE """
-    + _ROUND
-    + """
-    ORDER BY e.tx_id, e.event_id
-    LIMIT %(limit)s
-) AS next_events
-ORDER BY tx_id DESC, event_id DESC
-LIMIT 1
-"""
-)
-
-_SUMMARY_SQL = (
-    "SELECT count(*), max(occurred_at) FROM alert_events e WHERE "
-    + _ROUND
-    + " AND (e.tx_id, e.event_id) <= (%(hi_tx)s::xid8, %(hi_event)s) AND e.tx_id <= %(hi_tx)s::xid8"
-)
+# What a batch's rows say about the batch, not about the alerts: left out of ClickHouse.
+_EVENT_FIELDS = ["tx_id", "event_id", "occurred_at"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -157,16 +155,18 @@ class Round:
     target: str
     applied: Position
 
-    def bounds(self, upper: Position) -> dict[str, object]:
+    def bounds(self, upper: Position | None = None) -> dict[str, object]:
+        """The query parameters of the round's events past the applied position (to ``upper``)."""
         lower = self._scan_start()
-        return {
+        bounds: dict[str, object] = {
             "base": self.base,
             "target": self.target,
             "lo_tx": lower.tx,
             "lo_event": lower.event,
-            "hi_tx": upper.tx,
-            "hi_event": upper.event,
         }
+        if upper is not None:
+            bounds |= {"hi_tx": upper.tx, "hi_event": upper.event}
+        return bounds
 
     def _scan_start(self) -> Position:
         """The applied position, or the base's xmin at the start of a round.
@@ -184,6 +184,34 @@ class Round:
     def token(self, target_name: str, upper: Position) -> str:
         snapshots = hashlib.sha1(f"{self.base}|{self.target}".encode()).hexdigest()[:16]
         return f"{target_name}-{snapshots}-{self.applied.token_part()}-{upper.token_part()}"
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A batch's rows for ClickHouse, and what they cover."""
+
+    rows: pa.Table
+    events: int
+    upper: Position | None
+    last_event_id: int
+    last_change: datetime | None
+
+    @classmethod
+    def from_csv(cls, data: bytes) -> _Batch:
+        table = _parse_rows(data)
+        if len(table) == 0:
+            return cls(table.drop_columns(_EVENT_FIELDS), 0, None, 0, None)
+        last_tx = pa.compute.max(table["tx_id"]).as_py()
+        in_last_tx = pa.compute.equal(table["tx_id"], last_tx)
+        last_of_tx = pa.compute.max(pa.compute.filter(table["event_id"], in_last_tx)).as_py()
+        changed_at = pa.compute.max(table["occurred_at"]).as_py()
+        return cls(
+            rows=table.drop_columns(_EVENT_FIELDS),
+            events=pa.compute.count_distinct(table["event_id"]).as_py(),
+            upper=Position(str(last_tx), last_of_tx),
+            last_event_id=pa.compute.max(table["event_id"]).as_py(),
+            last_change=_EPOCH + timedelta(microseconds=changed_at),
+        )
 
 
 @dataclass(frozen=True)
@@ -426,28 +454,30 @@ class Replicator:
         """Apply one batch (a planned one first, if a crash left one); None when idle."""
         self.acquire()
         started = time.perf_counter()
-        current, upper, replayed = self._next_batch()
+        current, upper, batch = self._next_batch()
         if current is None or upper is None:
             return None
         self._step_done("planned")
 
-        table, events, last_change = self._fetch(current, upper)
+        replayed = batch is None
+        if batch is None:
+            batch = self._fetch_planned(current, upper)
         token = current.token(self.target, upper)
-        self.store.insert_arrow(
-            "alert_changes", table.drop_columns(["event_id"]), dedup_token=token
-        )
+        self.store.insert_arrow("alert_changes", batch.rows, dedup_token=token)
         self._step_done("inserted")
 
-        self._record_in_clickhouse(token, upper, table, events, last_change)
+        self._record_in_clickhouse(token, upper, batch)
         self._outages.ended("clickhouse")
         self._step_done("recorded")
 
-        self._mark_applied(upper, events, table, last_change)
-        result = BatchResult(events, len(table), upper, replayed, time.perf_counter() - started)
+        self._mark_applied(upper, batch)
+        result = BatchResult(
+            batch.events, len(batch.rows), upper, replayed, time.perf_counter() - started
+        )
         logger.info(
             "replicated %d events (%d rows) up to %s in %.3fs%s",
-            events,
-            len(table),
+            result.events,
+            result.rows,
             upper.token_part(),
             result.seconds,
             " (replayed after an interrupted batch)" if replayed else "",
@@ -525,8 +555,9 @@ class Replicator:
             logger.exception("replication batch failed; it will be retried")
             time.sleep(1.0)
 
-    def _next_batch(self) -> tuple[Round | None, Position | None, bool]:
-        """The round and upper bound of the next batch: a pending one, else a newly planned one."""
+    def _next_batch(self) -> tuple[Round | None, Position | None, _Batch | None]:
+        """The round and upper bound of the next batch: a pending one (its rows still to read),
+        else a newly planned one with its rows, read in the scan that found its upper bound."""
         with self.db.pool.connection() as conn:
             row = conn.execute(
                 "SELECT base_snapshot::text, target_snapshot::text, applied_tx::text,"
@@ -538,17 +569,18 @@ class Replicator:
             base, target, applied = row[0], row[1], Position(row[2], row[3])
             if row[4] is not None:
                 conn.rollback()
-                return Round(base, target, applied), Position(row[4], row[5]), True
+                return Round(base, target, applied), Position(row[4], row[5]), None
 
-            upper = self._plan(conn, Round(base, target, applied)) if target else None
-            if target is not None and upper is None:
+            batch = self._read_next(conn, Round(base, target, applied)) if target else None
+            if target is not None and batch is None:
                 base, target = target, None  # the round is done: its target is the new base
             if target is None:
                 target, applied = _current_snapshot(conn), Position("0", 0)
-                upper = self._plan(conn, Round(base, target, applied))
-            if upper is None:
+                batch = self._read_next(conn, Round(base, target, applied))
+            if batch is None or batch.upper is None:
                 self._close_round(conn, base, read=row) if base != row[0] else conn.rollback()
-                return None, None, False
+                return None, None, None
+            upper = batch.upper
 
             # Compare-and-set on what was read: should another replicator have planned since,
             # this one plans nothing and picks up that batch on its next call.
@@ -577,8 +609,8 @@ class Replicator:
             self._state_committed()
             if planned != 1:
                 logger.info("another replicator planned the next batch first")
-                return None, None, False
-            return Round(base, target, applied), upper, False
+                return None, None, None
+            return Round(base, target, applied), upper, batch
 
     def _close_round(self, conn: psycopg.Connection, base: str, *, read: tuple) -> None:
         """Record a finished round's target as the new base (if nobody moved the state since)."""
@@ -592,49 +624,33 @@ class Replicator:
         conn.commit()
         self._state_committed()
 
-    def _plan(self, conn: psycopg.Connection, current: Round) -> Position | None:
-        bounds = current.bounds(Position("0", 0)) | {"limit": self.batch_size}
-        planned = conn.execute(_PLAN_SQL, bounds).fetchone()
-        return None if planned is None else Position(planned[0], planned[1])
+    def _read_next(self, conn: psycopg.Connection, current: Round) -> _Batch | None:
+        """The round's next events past the applied position, None when it has no more."""
+        batch = _copy_rows(conn, _NEXT_ROWS_SQL, current.bounds() | {"limit": self.batch_size})
+        return batch if batch.events else None
 
-    def _fetch(self, current: Round, upper: Position) -> tuple[pa.Table, int, datetime | None]:
-        bounds = current.bounds(upper)
+    def _fetch_planned(self, current: Round, upper: Position) -> _Batch:
+        """The rows of a batch planned before: the round's events up to ``upper``."""
         with self.db.pool.connection() as conn:
-            buffer = io.BytesIO()
-            with conn.cursor().copy(_BATCH_ROWS_SQL, bounds) as copy:
-                for chunk in copy:
-                    buffer.write(chunk)
-            summary = conn.execute(_SUMMARY_SQL, bounds).fetchone()
+            batch = _copy_rows(conn, _PLANNED_ROWS_SQL, current.bounds(upper))
             conn.rollback()
-        assert summary is not None
-        return _parse_rows(buffer.getvalue()), int(summary[0]), summary[1]
+        return batch
 
-    def _record_in_clickhouse(
-        self,
-        token: str,
-        upper: Position,
-        table: pa.Table,
-        events: int,
-        last_change: datetime | None,
-    ) -> None:
-        last_event = int(pa.compute.max(table["event_id"]).as_py() or 0) if len(table) else 0
+    def _record_in_clickhouse(self, token: str, upper: Position, batch: _Batch) -> None:
         record = pa.table(
             {
                 "token": [token],
                 "upper_tx": pa.array([int(upper.tx)], pa.uint64()),
                 "upper_event": pa.array([upper.event], pa.int64()),
-                "last_event_id": pa.array([last_event], pa.int64()),
-                "events": pa.array([events], pa.uint32()),
-                "rows": pa.array([len(table)], pa.uint32()),
-                "last_change_at": pa.array([last_change], pa.timestamp("ms", "UTC")),
+                "last_event_id": pa.array([batch.last_event_id], pa.int64()),
+                "events": pa.array([batch.events], pa.uint32()),
+                "rows": pa.array([len(batch.rows)], pa.uint32()),
+                "last_change_at": pa.array([batch.last_change], pa.timestamp("ms", "UTC")),
             }
         )
         self.store.insert_arrow("replication_batches", record, dedup_token=token)
 
-    def _mark_applied(
-        self, upper: Position, events: int, table: pa.Table, last_change: datetime | None
-    ) -> None:
-        last_event = int(pa.compute.max(table["event_id"]).as_py() or 0) if len(table) else 0
+    def _mark_applied(self, upper: Position, batch: _Batch) -> None:
         with self.db.pool.connection() as conn:
             conn.execute(
                 "UPDATE replication_state SET applied_tx = pending_tx,"
@@ -644,7 +660,14 @@ class Replicator:
                 " last_event_id = greatest(last_event_id, %s),"
                 " last_change_at = greatest(last_change_at, %s), updated_at = now()"
                 " WHERE target = %s AND pending_tx = %s::xid8 AND pending_event = %s",
-                (events, last_event, last_change, self.target, upper.tx, upper.event),
+                (
+                    batch.events,
+                    batch.last_event_id,
+                    batch.last_change,
+                    self.target,
+                    upper.tx,
+                    upper.event,
+                ),
             )
             conn.commit()
         self._state_committed()
@@ -682,6 +705,14 @@ def _current_snapshot(conn: psycopg.Connection) -> str:
     snapshot = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
     assert snapshot is not None
     return str(snapshot[0])
+
+
+def _copy_rows(conn: psycopg.Connection, sql: str, bounds: dict[str, object]) -> _Batch:
+    buffer = io.BytesIO()
+    with conn.cursor().copy(sql, bounds) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    return _Batch.from_csv(buffer.getvalue())
 
 
 def _parse_rows(data: bytes) -> pa.Table:
