@@ -38,6 +38,7 @@ import io
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -332,6 +333,10 @@ class Replicator:
         self._store_is_ours = isinstance(store, EmbeddedStore)
         self._remembered: tuple[int, Watermark] | None = None
         self._shared_watermark = SharedRead(self._query_watermark)
+        # The next batch's rows, read while the current batch goes into ClickHouse (see
+        # ``_read_ahead``): the round position they follow, and their read.
+        self._ahead: tuple[Round, Future[_Batch | None]] | None = None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replication-read")
         with db.pool.connection() as conn:
             conn.execute(
                 "INSERT INTO replication_state (target) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -446,6 +451,7 @@ class Replicator:
         return True
 
     def release(self) -> None:
+        self._forget_read_ahead()
         if self._lock_conn is not None:
             self._lock_conn.close()
             self._lock_conn = None
@@ -462,6 +468,7 @@ class Replicator:
         replayed = batch is None
         if batch is None:
             batch = self._fetch_planned(current, upper)
+        self._read_ahead(Round(current.base, current.target, upper))
         token = current.token(self.target, upper)
         self.store.insert_arrow("alert_changes", batch.rows, dedup_token=token)
         self._step_done("inserted")
@@ -626,8 +633,40 @@ class Replicator:
 
     def _read_next(self, conn: psycopg.Connection, current: Round) -> _Batch | None:
         """The round's next events past the applied position, None when it has no more."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == current:
+            try:
+                return ahead[1].result()
+            except Exception as error:  # read it again below, where a failure is reported
+                logger.debug("reading ahead failed (%s); reading the batch now", error)
         batch = _copy_rows(conn, _NEXT_ROWS_SQL, current.bounds() | {"limit": self.batch_size})
         return batch if batch.events else None
+
+    def _read_ahead(self, following: Round) -> None:
+        """Start reading the batch after this one while this one goes into ClickHouse.
+
+        The rows a round holds past a position are fixed (the round is bounded by two
+        snapshots), so a read made early is the read the next batch would make: it is used only
+        when the next batch starts from exactly that position, and planned by the same
+        compare-and-set as any other. PostgreSQL (another process) and ClickHouse (which
+        releases the GIL) then work at once, on both cores.
+        """
+        self._forget_read_ahead()
+
+        def read() -> _Batch | None:
+            with self.db.pool.connection() as conn:
+                batch = _copy_rows(
+                    conn, _NEXT_ROWS_SQL, following.bounds() | {"limit": self.batch_size}
+                )
+                conn.rollback()
+            return batch if batch.events else None
+
+        self._ahead = (following, self._reader.submit(read))
+
+    def _forget_read_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and not ahead[1].cancel():
+            ahead[1].exception()  # wait: its connection goes back to the pool first
 
     def _fetch_planned(self, current: Round, upper: Position) -> _Batch:
         """The rows of a batch planned before: the round's events up to ``upper``."""
