@@ -55,6 +55,7 @@ class TaskOut(msgspec.Struct):
     outcomes_listed: int
     error: str | None
     attempts: int
+    runs: int
     timings: dict[str, Any]
 
 
@@ -233,6 +234,7 @@ def _task_out(task: BatchTask) -> TaskOut:
         outcomes_listed=len(task.outcomes),
         error=task.error,
         attempts=task.attempts,
+        runs=task.runs,
         timings=_timings(task),
     )
 

@@ -9,7 +9,7 @@ in PostgreSQL, so a task delivered twice or resumed after a crash changes nothin
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from taskiq import AsyncBroker, InMemoryBroker
 from taskiq_redis import RedisStreamBroker
@@ -42,9 +42,10 @@ class BrokerConfig:
 def build_broker(settings: Settings, db: Database, config: BrokerConfig) -> AsyncBroker:
     """A broker with ``process_batch`` registered, running tasks against ``db``."""
     broker = _redis_broker(settings, config) if settings.redis_url else _memory_broker(config)
+    policy = replace(config.retry, max_runs=settings.batch_max_runs)
 
     def process_batch(task_id: str) -> str:
-        return run_task(db, task_id, config.retry)
+        return run_task(db, task_id, policy)
 
     broker.register_task(process_batch, task_name=TASK_NAME)
     # Scheduled jobs (msd scheduler) reach workers on the same stream.

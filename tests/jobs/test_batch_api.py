@@ -160,10 +160,10 @@ def test_a_task_left_unfinished_by_a_dead_process_is_taken_over_and_finished(
         task_state.record_chunk(
             conn, task.task_id, claim, 0, 3, apply_chunk(conn, ids[:3], ACTIONS["review"])
         )
-    task_state.begin_attempt(services.db, task.task_id)
+    task_state.begin_attempt(services.db, task.task_id, new_run=True, max_runs=3)
 
     done = wait_done(client, task.task_id)
 
-    assert done["state"] == "done" and done["attempts"] == 2
+    assert done["state"] == "done" and (done["attempts"], done["runs"]) == (2, 2)
     assert done["counts"]["changed"] == 9
     assert update_events(services.db, "b-") == {alert_id: 1 for alert_id in ids}

@@ -61,11 +61,12 @@ def start_worker(
     }
     started: list[subprocess.Popen] = []
 
-    def start() -> subprocess.Popen:
+    def start(**settings: str) -> subprocess.Popen:
         log = open(tmp_path / f"worker-{len(started)}.log", "w")
         command = [sys.executable, "-m", "msd.cli", "worker", "--queue", stream]
+        more = {f"MSD_{name.upper()}": value for name, value in settings.items()}
         process = subprocess.Popen(
-            command + ["--concurrency", "1"], env=env, stdout=log, stderr=log
+            command + ["--concurrency", "1"], env=env | more, stdout=log, stderr=log
         )
         started.append(process)
         return process
@@ -112,6 +113,39 @@ def test_batch_survives_a_worker_killed_mid_run_and_changes_each_alert_once(
     assert done["counts"]["changed"] == 6_000
     changes = update_events(services.db, "b-")
     assert len(changes) == 6_000 and set(changes.values()) == {1}
+
+
+def test_a_batch_that_kills_every_worker_running_it_is_failed_after_the_run_limit(
+    client: TestClient, services: Services, stream: str, start_worker: Callable
+) -> None:
+    client.app.state.batch_queue = _redis_queue(services, stream, chunk_size=50)
+    ids = seed(services.db, 30_000)
+    task_id = client.post(URL, json={"alert_ids": ids}).json()["task_id"]
+
+    # Each run is a real worker process killed mid-run, as a batch that crashes its worker
+    # would: the task resumes on the next worker and is killed there again.
+    reached = 0
+    for _ in range(2):
+        worker = start_worker(batch_max_runs="2")
+        reached = _wait_progress(client, task_id, at_least=reached + 2_000)["progress"]["processed"]
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+    killed = client.get(f"/api/tasks/{task_id}/").json()
+    survivor = start_worker(batch_max_runs="2")
+    failed = wait_done(client, task_id, timeout=60)
+
+    assert (killed["state"], killed["runs"]) == ("running", 2)
+    assert failed["state"] == "failed" and failed["runs"] == 2
+    processed = failed["progress"]["processed"]
+    assert processed == killed["progress"]["processed"] < 30_000
+    assert "after 2 runs" in failed["error"] and f"{processed:,} of 30,000" in failed["error"]
+    changes = update_events(services.db, "b-")
+    assert len(changes) == failed["counts"]["changed"] == processed
+    assert set(changes.values()) == {1}
+    # The worker that refused the batch lives on and takes the next one.
+    healthy = seed(services.db, 5, prefix="h-")
+    after = wait_done(client, client.post(URL, json={"alert_ids": healthy}).json()["task_id"])
+    assert after["state"] == "done" and survivor.poll() is None
 
 
 def _closed_port() -> int:

@@ -121,3 +121,80 @@ def test_a_task_failing_every_attempt_ends_failed_with_the_reason(db: Database) 
     assert (failed.state, failed.attempts, failed.counts["changed"]) == ("failed", 2, 0)
     assert "gave up after 2 attempts" in (failed.error or "")
     assert "lock" in (failed.error or "")
+
+
+def _runs_ending_unfinished(db: Database, task_id: str, count: int) -> None:
+    """What ``count`` runs whose process died mid-way leave behind: each began, none ended."""
+    for _ in range(count):
+        assert task_state.begin_attempt(db, task_id, new_run=True, max_runs=count) is not None
+
+
+def test_a_task_whose_runs_all_died_is_failed_after_the_run_limit_not_run_again(
+    db: Database,
+) -> None:
+    ids = seed(db, 25)
+    task, _ = task_state.create_task(db, BatchRequest(ids), chunk_size=10)
+    with db.transaction(actor="api", source="batch") as conn:
+        claim = task_state.claim_chunk(conn, task.task_id, 0)
+        assert claim is not None
+        result = apply_chunk(conn, ids[:10], ACTIONS["review"])
+        task_state.record_chunk(conn, task.task_id, claim, 0, 10, result)
+    _runs_ending_unfinished(db, task.task_id, 3)
+
+    state = run_task(db, task.task_id, RetryPolicy(max_runs=3))
+
+    failed = task_state.get_task(db, task.task_id)
+    assert state == "failed" and failed is not None
+    assert (failed.state, failed.runs, failed.chunks_done) == ("failed", 3, 1)
+    assert "after 3 runs" in (failed.error or "") and "at 10 of 25 alerts" in (failed.error or "")
+    assert failed.finished_at is not None
+    assert update_events(db, "b-") == {alert_id: 1 for alert_id in ids[:10]}
+
+
+def test_a_task_under_the_run_limit_is_run_again_and_finishes(db: Database) -> None:
+    ids = seed(db, 5)
+    task, _ = task_state.create_task(db, BatchRequest(ids), chunk_size=10)
+    _runs_ending_unfinished(db, task.task_id, 2)
+
+    state = run_task(db, task.task_id, RetryPolicy(max_runs=3))
+
+    done = task_state.get_task(db, task.task_id)
+    assert state == "done" and done is not None and (done.runs, done.error) == (3, None)
+
+
+def _waiting_for_lock(db: Database, key_of: str) -> int:
+    """How many connections wait for the advisory lock ``_only_runner`` takes for a task."""
+    with db.reading() as conn:
+        return conn.execute(
+            "WITH k AS (SELECT hashtextextended(%s, 7201) AS key) SELECT count(*) FROM pg_locks, k"
+            " WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid::bigint = (key >> 32) & 4294967295 AND objid::bigint = key & 4294967295",
+            (key_of,),
+        ).fetchone()[0]
+
+
+def test_deliveries_that_wait_behind_a_run_are_not_counted_as_runs(db: Database) -> None:
+    ids = seed(db, 6)
+    task, _ = task_state.create_task(db, BatchRequest(ids), chunk_size=2)
+    states: list[str] = []
+    deliveries = [
+        threading.Thread(target=lambda: states.append(run_task(db, task.task_id, FAST)))
+        for _ in range(3)
+    ]
+
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        # Stands in for a run in progress elsewhere: three deliveries arrive and queue behind it.
+        conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 7201))", (task.task_id,))
+        for delivery in deliveries:
+            delivery.start()
+        deadline = time.monotonic() + 10
+        while _waiting_for_lock(db, task.task_id) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        waiting = _waiting_for_lock(db, task.task_id)
+    for delivery in deliveries:
+        delivery.join(30)
+
+    done = task_state.get_task(db, task.task_id)
+    assert waiting == 3 and states == ["done"] * 3
+    assert done is not None and (done.state, done.runs, done.attempts) == ("done", 1, 1)
+    assert update_events(db, "b-") == {alert_id: 1 for alert_id in ids}
