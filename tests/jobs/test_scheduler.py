@@ -14,6 +14,7 @@ from typing import Callable, Iterator
 import pytest
 import redis
 
+from jobs.broker import result_prefix
 from jobs.scheduler import InProcessScheduler
 from jobs.schedules import load_schedules
 from msd.cli import main
@@ -146,7 +147,8 @@ def stream() -> Iterator[str]:
     name = f"msd-test-{uuid.uuid4().hex[:12]}"
     yield name
     connection = redis.Redis.from_url(REDIS_URL)
-    connection.delete(name, f"autoclaim:{name}:{name}")
+    results = connection.scan_iter(match=f"{result_prefix(name)}:*")
+    connection.delete(name, f"autoclaim:{name}:{name}", *results)
     connection.close()
 
 

@@ -13,7 +13,7 @@ from jobs import task_state
 from jobs.batch import ACTIONS, apply_chunk
 from jobs.runner import RetryPolicy, run_task
 from jobs.task_state import BatchRequest, IdempotencyConflict
-from tests.jobs.conftest import seed, update_events
+from tests.jobs.conftest import deliveries_waiting, seed, update_events
 from workflow.db import Database
 
 FAST = RetryPolicy(attempts=3, first_delay=0.05, lock_timeout_ms=100)
@@ -243,17 +243,6 @@ def test_a_task_under_the_run_limit_is_run_again_and_finishes(db: Database) -> N
     assert state == "done" and done is not None and (done.runs, done.error) == (3, None)
 
 
-def _waiting_for_lock(db: Database, key_of: str) -> int:
-    """How many connections wait for the advisory lock ``_only_runner`` takes for a task."""
-    with db.reading() as conn:
-        return conn.execute(
-            "WITH k AS (SELECT hashtextextended(%s, 7201) AS key) SELECT count(*) FROM pg_locks, k"
-            " WHERE locktype = 'advisory' AND NOT granted"
-            " AND classid::bigint = (key >> 32) & 4294967295 AND objid::bigint = key & 4294967295",
-            (key_of,),
-        ).fetchone()[0]
-
-
 def test_deliveries_that_wait_behind_a_run_are_not_counted_as_runs(db: Database) -> None:
     ids = seed(db, 6)
     task, _ = task_state.create_task(db, BatchRequest(ids), chunk_size=2)
@@ -269,9 +258,9 @@ def test_deliveries_that_wait_behind_a_run_are_not_counted_as_runs(db: Database)
         for delivery in deliveries:
             delivery.start()
         deadline = time.monotonic() + 10
-        while _waiting_for_lock(db, task.task_id) < 3 and time.monotonic() < deadline:
+        while deliveries_waiting(db, task.task_id) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
-        waiting = _waiting_for_lock(db, task.task_id)
+        waiting = deliveries_waiting(db, task.task_id)
     for delivery in deliveries:
         delivery.join(30)
 
