@@ -3,6 +3,7 @@ serving process (embedded mode) and through a Redis stream to a real ``msd worke
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +70,31 @@ def test_list_prints_each_schedule_with_when_what_and_enabled(
     assert "cron 30 2 * * *" in rows["nightly"] and " no " in rows["nightly"]
 
 
+def _msd(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
+    env |= {"PYTHONPATH": str(REPO), **environment}
+    command = [sys.executable, "-m", "msd.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_msd_scheduler_list_reads_the_file_msd_schedule_file_names_else_the_built_in_one(
+    fast_schedules: Path,
+) -> None:
+    configured = _msd("scheduler", "--list", MSD_SCHEDULE_FILE=str(fast_schedules))
+    built_in = _msd("scheduler", "--list")
+
+    assert configured.returncode == built_in.returncode == 0, configured.stderr + built_in.stderr
+    assert configured.stdout.splitlines()[0] == f"schedules from {fast_schedules}"
+    assert [line.split()[0] for line in configured.stdout.splitlines()[2:]] == [
+        "drain",
+        "check",
+        "nightly",
+    ]
+    rows = {line.split()[0]: line for line in built_in.stdout.splitlines()[2:]}
+    assert set(rows) == {"replication-drain", "reconcile", "daily-snapshot"}
+    assert "every 60s" in rows["replication-drain"] and "cron 30 2 * * *" in rows["daily-snapshot"]
+
+
 def test_the_built_in_schedules_drain_reconcile_and_snapshot() -> None:
     schedules = {s.job: s for s in load_schedules(None)}
 
@@ -124,22 +150,30 @@ def _reconcile_runs(db: Database) -> list[tuple]:
         ).fetchall()
 
 
-def test_schedules_fire_in_the_serving_process_and_drain_and_reconcile_for_real(
-    services: Services, fast_schedules: Path
+def test_schedules_fire_in_the_serving_process_and_drain_reconcile_and_snapshot_for_real(
+    services: Services, fast_schedules: Path, tmp_path: Path
 ) -> None:
     seed_alerts(services.db, 150)
+    snapshots = tmp_path / "snapshots"
+    with fast_schedules.open("a", encoding="utf-8") as schedules:
+        schedules.write(
+            f'\n[[schedule]]\nname = "snap"\njob = "snapshot"\nevery = 1\nout = "{snapshots}"\n'
+        )
     scheduler = InProcessScheduler(services, load_schedules(fast_schedules))
 
     scheduler.start()
     try:
         _wait_for(lambda: _events_applied(services.db) == 150, 30, "the scheduled drain")
         _wait_for(lambda: len(_reconcile_runs(services.db)) >= 1, 30, "the scheduled reconcile")
+        _wait_for(lambda: any(snapshots.glob("manifest-*.json")), 30, "the scheduled snapshot")
     finally:
         scheduler.stop()
 
     days_compared, _, days_differing, repair = _reconcile_runs(services.db)[-1]
     assert days_compared > 30 and days_differing == 0 and repair is True
     assert clickhouse_aggregates(services.store) == postgres_aggregates(services.db)
+    manifest = json.loads(max(snapshots.glob("manifest-*.json")).read_text(encoding="utf-8"))
+    assert manifest["files"]["alerts"]["rows"] == 150
 
 
 @pytest.fixture
