@@ -219,6 +219,21 @@ def test_an_unknown_task_is_404(client: TestClient) -> None:
     assert response.json()["errors"][0]["parameter"] == "task_id"
 
 
+def test_a_task_failing_on_a_permanent_error_shows_failed_with_the_reason(
+    client: TestClient, services: Services
+) -> None:
+    ids = seed(services.db, 2)
+    # An assignee the API would refuse, recorded directly: PostgreSQL's own check refuses it.
+    request = BatchRequest(ids, action="assign", assignee="x" * 201)
+    task, _ = task_state.create_task(services.db, request, chunk_size=10)
+
+    failed = wait_done(client, task.task_id)
+
+    assert (failed["state"], failed["attempts"], failed["counts"]["changed"]) == ("failed", 1, 0)
+    assert "alerts_assignee_check" in failed["error"]
+    assert failed["timings"]["finished_at"] is not None
+
+
 def test_a_task_left_unfinished_by_a_dead_process_is_taken_over_and_finished(
     client: TestClient, services: Services
 ) -> None:

@@ -26,6 +26,7 @@ from taskiq_redis import RedisAsyncResultBackend
 
 from jobs.broker import BrokerConfig, result_prefix
 from jobs.queue import BatchQueue
+from msd.cli import main
 from msd.runtime import Services
 from msd.settings import load_settings
 from tests.jobs.conftest import deliveries_waiting, seed, update_events, wait_done
@@ -86,14 +87,17 @@ def start_worker(
     }
     started: list[subprocess.Popen] = []
 
-    def start(**settings: str) -> subprocess.Popen:
+    def start(concurrency: int = 1, **settings: str) -> subprocess.Popen:
         """A worker, once it has queued the unfinished tasks again and listens."""
         path = tmp_path / f"worker-{len(started)}.log"
         command = [sys.executable, "-m", "msd.cli", "worker", "--queue", stream]
         more = {f"MSD_{name.upper()}": value for name, value in settings.items()}
         with open(path, "w") as log:
             process = subprocess.Popen(
-                command + ["--concurrency", "1"], env=env | more, stdout=log, stderr=log
+                command + ["--concurrency", str(concurrency)],
+                env=env | more,
+                stdout=log,
+                stderr=log,
             )
         started.append(process)
         _wait_until(
@@ -238,6 +242,35 @@ def test_a_batch_that_kills_every_worker_running_it_is_failed_after_the_run_limi
     after = wait_done(client, client.post(URL, json={"alert_ids": healthy}).json()["task_id"])
     assert after["state"] == "done" and survivor.poll() is None
     assert _stored_result(stream, task_id) == "failed"
+
+
+def test_a_worker_runs_as_many_batches_at_once_as_its_concurrency(
+    client: TestClient, services: Services, stream: str, start_worker: Callable
+) -> None:
+    client.app.state.batch_queue = _redis_queue(services, stream, chunk_size=50)
+    batches = [seed(services.db, 3, prefix=prefix) for prefix in ("x-", "y-")]
+    start_worker(concurrency=2)
+
+    def states() -> list[str]:
+        return [client.get(f"/api/tasks/{task_id}/").json()["state"] for task_id in task_ids]
+
+    with psycopg.connect(services.db.url) as holder:
+        # Each batch's first alert is held: a run that starts stays running until released.
+        holder.execute(
+            "SELECT 1 FROM alerts WHERE alert_id = ANY(%s) FOR UPDATE", (["x-1", "y-1"],)
+        )
+        task_ids = [client.post(URL, json={"alert_ids": ids}).json()["task_id"] for ids in batches]
+        _wait_until(lambda: states() == ["running", "running"], "two runs at once", timeout=10)
+    done = [wait_done(client, task_id) for task_id in task_ids]
+
+    assert [(d["state"], d["counts"]["changed"]) for d in done] == [("done", 3), ("done", 3)]
+
+
+def test_a_worker_refuses_a_concurrency_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["worker", "--concurrency", "0", "--redis-url", REDIS_URL])
+
+    assert code == 2
+    assert "--concurrency 0: a worker runs at least 1 task at a time" in capsys.readouterr().err
 
 
 def _closed_port() -> int:

@@ -4,6 +4,7 @@ serving process (embedded mode) and through a Redis stream to a real ``msd worke
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -251,8 +252,8 @@ repair = false
 """
 
 
-def test_the_scheduled_check_finds_a_planted_gap_and_metrics_show_it(
-    services: Services, client, tmp_path: Path
+def test_the_scheduled_check_finds_a_planted_gap_and_the_log_and_metrics_show_it(
+    services: Services, client, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     seed_alerts(services.db, 60)
     services.replicator.drain()
@@ -265,6 +266,7 @@ def test_the_scheduled_check_finds_a_planted_gap_and_metrics_show_it(
     path = tmp_path / "check.toml"
     path.write_text(CHECK_ONLY, encoding="utf-8")
     scheduler = InProcessScheduler(services, load_schedules(path))
+    caplog.set_level(logging.WARNING, logger="jobs")
 
     scheduler.start()
     try:
@@ -274,6 +276,9 @@ def test_the_scheduled_check_finds_a_planted_gap_and_metrics_show_it(
 
     days_compared, days_found, days_differing, repair = _reconcile_runs(services.db)[0]
     assert days_found == days_differing == 1 and repair is False
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(" differs: PostgreSQL " in line and "ClickHouse" in line for line in logged)
+    assert any(line.startswith("reconcile: 1 days differed, 1 still differ") for line in logged)
     metrics = client.get("/metrics").text
     assert "msd_reconcile_days_differing 1" in metrics
     assert "msd_reconcile_alerts_difference 1" in metrics

@@ -29,6 +29,24 @@ def test_same_idempotency_key_and_request_give_the_same_task(db: Database) -> No
     assert again.task_id == first.task_id
 
 
+def test_the_same_key_sent_at_once_from_many_clients_makes_one_task(db: Database) -> None:
+    request = BatchRequest(seed(db, 3))
+    answers: list[tuple[str, bool]] = []
+
+    def send() -> None:
+        task, created = task_state.create_task(db, request, chunk_size=10, idempotency_key="k")
+        answers.append((task.task_id, created))
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(10)
+
+    assert len({task_id for task_id, _ in answers}) == 1
+    assert sorted(created for _, created in answers) == [False, False, False, True]
+
+
 def test_a_key_reused_for_another_request_is_refused(db: Database) -> None:
     ids = seed(db, 3)
     task_state.create_task(db, BatchRequest(ids), chunk_size=10, idempotency_key="k1")
