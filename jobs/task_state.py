@@ -169,7 +169,7 @@ def begin_attempt(db: Database, task_id: str, *, new_run: bool, max_runs: int) -
 
     ``new_run`` says that this attempt is the first of a delivery that holds the task's lock: it
     also counts a run. A task that already had ``max_runs`` runs, none of which finished it, is
-    failed here instead (and returned so): each of those runs died mid-way, so another would too.
+    failed here instead (and returned so): each of those runs died mid-way, as another likely would.
     """
     with db.transaction(source="batch") as conn:
         row = conn.execute(
