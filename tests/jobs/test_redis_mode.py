@@ -211,23 +211,33 @@ def test_the_same_idempotency_key_over_redis_queues_one_task_that_applies_once(
 
 
 def test_a_batch_that_kills_every_worker_running_it_is_failed_after_the_run_limit(
-    client: TestClient, services: Services, stream: str, start_worker: Callable
+    client: TestClient, services: Services, stream: str, start_worker: Callable, tmp_path: Path
 ) -> None:
     client.app.state.batch_queue = _redis_queue(services, stream, chunk_size=50)
     ids = seed(services.db, 30_000)
     task_id = client.post(URL, json={"alert_ids": ids}).json()["task_id"]
 
+    def under_way(run: int, past: int) -> bool:
+        task = client.get(f"/api/tasks/{task_id}/").json()
+        return task["runs"] == run and task["progress"]["processed"] >= past
+
     # Each run is a real worker process killed mid-run, as a batch that crashes its worker
     # would: the task resumes on the next worker and is killed there again.
-    reached = 0
-    for _ in range(2):
-        worker = start_worker(batch_max_runs="2")
-        reached = _wait_progress(client, task_id, at_least=reached + 2_000)["progress"]["processed"]
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-    killed = client.get(f"/api/tasks/{task_id}/").json()
-    survivor = start_worker(batch_max_runs="2")
-    failed = wait_done(client, task_id, timeout=60)
+    try:
+        committed = 0
+        for run in (1, 2):
+            worker = start_worker(batch_max_runs="2")
+            _wait_until(lambda: under_way(run, committed + 2_000), f"run {run} under way", 60)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            committed = client.get(f"/api/tasks/{task_id}/").json()["progress"]["processed"]
+        killed = client.get(f"/api/tasks/{task_id}/").json()
+        survivor = start_worker(batch_max_runs="2")
+        failed = wait_done(client, task_id, timeout=60)
+    except AssertionError:
+        for log in sorted(tmp_path.glob("worker-*.log")):
+            print(log.name, log.read_text()[-3000:])
+        raise
 
     assert (killed["state"], killed["runs"]) == ("running", 2)
     assert failed["state"] == "failed" and failed["runs"] == 2
