@@ -37,6 +37,8 @@ MAX_KEY_LENGTH = 200
 FIELDS = ("alert_ids", "action", "assignee", "note", "idempotency_key")
 # Another process will take the task once Redis answers again; a client may retry soon.
 RETRY_AFTER_SECONDS = "5"
+# Tells a field the body left out from one it sent as null.
+_MISSING = object()
 
 
 class TaskAccepted(msgspec.Struct):
@@ -55,6 +57,7 @@ class TaskOut(msgspec.Struct):
     outcomes_listed: int
     error: str | None
     attempts: int
+    runs: int
     timings: dict[str, Any]
 
 
@@ -122,7 +125,7 @@ def _decode(
         raise ApiError(
             400, f"unknown field {unknown[0]!r}; known: {', '.join(FIELDS)}", field=unknown[0]
         )
-    ids = _alert_ids(data.get("alert_ids"))
+    ids = _alert_ids(data.get("alert_ids", _MISSING))
     action = _action(data.get("action", "review"))
     assignee = _assignee(action, data.get("assignee"))
     note = _text(data.get("note"), "note", MAX_NOTE_LENGTH)
@@ -142,10 +145,14 @@ def _decode(
 
 
 def _alert_ids(raw: Any) -> list[str]:
-    if raw is None:
+    if raw is _MISSING:
         raise ApiError(400, "alert_ids is missing: send a list of alert ids", field="alert_ids")
     if not isinstance(raw, list):
-        raise ApiError(400, "alert_ids must be a list of alert ids", field="alert_ids")
+        raise ApiError(
+            400,
+            f"alert_ids is {_json_type(raw)}: send a list of alert ids",
+            field="alert_ids",
+        )
     if not raw:
         raise ApiError(400, "alert_ids is empty: name at least one alert", field="alert_ids")
     if len(raw) > MAX_IDS:
@@ -166,10 +173,21 @@ def _alert_ids(raw: Any) -> list[str]:
 
 def _id_problem(value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"is {type(value).__name__}, not a string"
+        return f"is {_json_type(value)}, not a string"
     if not 1 <= len(value.strip()) <= MAX_ID_LENGTH:
         return f"must be 1 to {MAX_ID_LENGTH} characters"
     return nul_problem(value)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, as the client wrote it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {list: "an array", dict: "an object", str: "a string"}.get(type(value), "a value")
 
 
 def _action(raw: Any) -> str:
@@ -233,6 +251,7 @@ def _task_out(task: BatchTask) -> TaskOut:
         outcomes_listed=len(task.outcomes),
         error=task.error,
         attempts=task.attempts,
+        runs=task.runs,
         timings=_timings(task),
     )
 

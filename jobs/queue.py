@@ -68,10 +68,10 @@ class BatchQueue:
     async def _enqueue(self, broker: AsyncBroker, task: BatchTask) -> None:
         from taskiq.exceptions import SendTaskError
 
-        from jobs.broker import TASK_NAME
+        from jobs.broker import send_batch
 
         try:
-            await broker.find_task(TASK_NAME).kiq(task.task_id)  # type: ignore[union-attr]
+            await send_batch(broker, task.task_id)
         except (RedisError, OSError, SendTaskError) as error:
             # A broker that started before Redis went away reports it as SendTaskError.
             reason = (

@@ -22,31 +22,46 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a task runs before it fails, and how long it waits between runs."""
+    """How often a task is tried before it fails, and how long it waits between attempts."""
 
+    # Attempts within one run (one delivery that holds the task's lock), for transient errors.
     attempts: int = 3
     first_delay: float = 0.5
     factor: float = 2.0
     # A chunk waits this long for a row another transaction holds; then the attempt is retried.
     lock_timeout_ms: int = 5_000
+    # Runs a task may have before it is failed instead of run again (MSD_BATCH_MAX_RUNS): a run
+    # leaves its task unfinished only when its process dies (or cannot record the end), and a
+    # batch that kills its worker every time would otherwise be delivered again forever.
+    max_runs: int = 3
 
     def delay(self, attempt: int) -> float:
         return self.first_delay * self.factor ** (attempt - 1)
 
 
+@dataclass
+class _Delivery:
+    """One delivery of a task; its run is counted by the first attempt that begins."""
+
+    task_id: str
+    run_counted: bool = False
+
+
 def run_task(db: Database, task_id: str, policy: RetryPolicy = RetryPolicy()) -> str:
     """Run the task unless it is finished; return the state it ends in (or ``missing``)."""
+    delivery = _Delivery(task_id)
     for attempt in range(1, policy.attempts + 1):
         try:
             with _only_runner(db.url, task_id):
-                return _attempt(db, task_id, policy)
+                return _attempt(db, delivery, policy)
         except psycopg.OperationalError as error:
             if attempt == policy.attempts:
                 return _fail(db, task_id, f"gave up after {attempt} attempts: {error}")
             logger.warning(
-                "task %s attempt %d failed (%s); retrying in %.1fs",
+                "task %s attempt %d of %d failed (%s); retrying in %.2fs",
                 task_id,
                 attempt,
+                policy.attempts,
                 error,
                 policy.delay(attempt),
             )
@@ -69,13 +84,21 @@ def _only_runner(url: str, task_id: str) -> Iterator[None]:
         yield
 
 
-def _attempt(db: Database, task_id: str, policy: RetryPolicy) -> str:
-    task = task_state.begin_attempt(db, task_id)
+def _attempt(db: Database, delivery: _Delivery, policy: RetryPolicy) -> str:
+    task_id = delivery.task_id
+    task = task_state.begin_attempt(
+        db, task_id, new_run=not delivery.run_counted, max_runs=policy.max_runs
+    )
+    delivery.run_counted = True
     if task is None:
         return _state_of_finished(db, task_id)
+    if task.state == "failed":
+        logger.error("task %s failed: %s", task_id, task.error)
+        return "failed"
     logger.info(
-        "task %s attempt %d: %s over %d alerts from chunk %d of %d",
+        "task %s run %d attempt %d: %s over %d alerts from chunk %d of %d",
         task_id,
+        task.runs,
         task.attempts,
         task.request["action"],
         task.total,

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 _COLUMNS = (
     "task_id, idempotency_key, request, state, total, chunk_size, chunks_done, processed,"
-    " counts, outcomes, error, attempts, created_at, started_at, finished_at"
+    " counts, outcomes, error, attempts, runs, created_at, started_at, finished_at"
 )
 # The same without the request's ids: a batch of 100,000 ids is about 1.5 MB of JSON, which a
 # client polling for progress every few milliseconds would otherwise make PostgreSQL send and
@@ -90,6 +90,7 @@ class BatchTask:
     outcomes: list[dict[str, Any]]
     error: str | None
     attempts: int
+    runs: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -163,15 +164,48 @@ def delete_task(db: Database, task_id: str) -> None:
         conn.execute("DELETE FROM batch_tasks WHERE task_id = %s AND state = 'queued'", (task_id,))
 
 
-def begin_attempt(db: Database, task_id: str) -> BatchTask | None:
-    """Count one more run of an unfinished task and mark it running; None when it is finished."""
+def begin_attempt(db: Database, task_id: str, *, new_run: bool, max_runs: int) -> BatchTask | None:
+    """Count one more attempt of an unfinished task and mark it running; None when finished.
+
+    ``new_run`` says that this attempt is the first of a delivery that holds the task's lock: it
+    also counts a run. A task that already had ``max_runs`` runs, none of which finished it, is
+    failed here instead (and returned so): each of those runs died mid-way, as another likely would.
+    """
     with db.transaction(source="batch") as conn:
         row = conn.execute(
-            "UPDATE batch_tasks SET state = 'running', attempts = attempts + 1,"
-            " started_at = coalesce(started_at, now()), updated_at = now()"
-            f" WHERE task_id = %s AND state IN ('queued', 'running') RETURNING {_COLUMNS}",
+            "SELECT runs, processed, total FROM batch_tasks"
+            " WHERE task_id = %s AND state IN ('queued', 'running') FOR UPDATE",
             (task_id,),
         ).fetchone()
+        if row is None:
+            return None
+        if new_run and row[0] >= max_runs:
+            return _fail_in(conn, task_id, _interrupted_reason(*row))
+        row = conn.execute(
+            "UPDATE batch_tasks SET state = 'running', attempts = attempts + 1,"
+            " runs = runs + %s, started_at = coalesce(started_at, now()), updated_at = now()"
+            f" WHERE task_id = %s RETURNING {_COLUMNS}",
+            (int(new_run), task_id),
+        ).fetchone()
+    return _task(row)
+
+
+def _interrupted_reason(runs: int, processed: int, total: int) -> str:
+    those = "1 run that" if runs == 1 else f"{runs} runs that each"
+    return (
+        f"stopped after {those} ended without finishing it (the process running it died or was"
+        f" killed mid-run), at {processed:,} of {total:,} alerts; not run again."
+        " Look in the worker's log for what stopped it. The alerts already changed stay changed:"
+        " send the batch again with a new idempotency_key to change the rest."
+    )
+
+
+def _fail_in(conn: psycopg.Connection, task_id: str, reason: str) -> BatchTask | None:
+    row = conn.execute(
+        "UPDATE batch_tasks SET state = 'failed', error = %s, finished_at = now(),"
+        f" updated_at = now() WHERE task_id = %s RETURNING {_COLUMNS_WITHOUT_IDS}",
+        (reason, task_id),
+    ).fetchone()
     return None if row is None else _task(row)
 
 
@@ -227,11 +261,7 @@ def finish_task(db: Database, task_id: str) -> None:
 
 def fail_task(db: Database, task_id: str, reason: str) -> None:
     with db.transaction(source="batch") as conn:
-        conn.execute(
-            "UPDATE batch_tasks SET state = 'failed', error = %s, finished_at = now(),"
-            " updated_at = now() WHERE task_id = %s",
-            (reason, task_id),
-        )
+        _fail_in(conn, task_id, reason)
 
 
 def unfinished_task_ids(db: Database) -> list[str]:

@@ -120,6 +120,12 @@ SETTINGS: tuple[Setting, ...] = (
         "counts above it gets ClickHouse's count as of the replication watermark. 0: always "
         "exact.",
     ),
+    Setting(
+        "batch_max_runs",
+        "3",
+        "Most times one batch task is started; a task whose runs all ended unfinished (the "
+        "process running it died or was killed mid-run) is then marked failed, not run again.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -157,6 +163,7 @@ class Settings:
     database_timeout_seconds: float = 5.0
     live_max_clients: int = 100
     exact_count_limit: int = 10_000
+    batch_max_runs: int = 3
 
     @property
     def embedded_postgres(self) -> bool:
@@ -216,6 +223,7 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         ),
         live_max_clients=_int("live_max_clients", raw["live_max_clients"], 1, 10_000),
         exact_count_limit=_int("exact_count_limit", raw["exact_count_limit"], 0, 10**12),
+        batch_max_runs=_int("batch_max_runs", raw["batch_max_runs"], 1, 100),
     )
 
 

@@ -57,6 +57,17 @@ def wait_done(api: TestClient, task_id: str, timeout: float = 30) -> dict[str, A
     raise AssertionError(f"task {task_id} not finished after {timeout}s: {body}")
 
 
+def deliveries_waiting(db: Database, task_id: str) -> int:
+    """How many connections wait for the advisory lock a run of ``task_id`` holds."""
+    with db.reading() as conn:
+        return conn.execute(
+            "WITH k AS (SELECT hashtextextended(%s, 7201) AS key) SELECT count(*) FROM pg_locks, k"
+            " WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid::bigint = (key >> 32) & 4294967295 AND objid::bigint = key & 4294967295",
+            (task_id,),
+        ).fetchone()[0]
+
+
 def url_for_subprocess(pg_server_url: str, pg_url: str) -> str:
     """The test's schema as a postgresql:// URL, the form MSD_DATABASE_URL takes."""
     from urllib.parse import quote

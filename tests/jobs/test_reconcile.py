@@ -146,17 +146,21 @@ def test_repair_makes_every_aggregate_equal_postgresql_and_a_second_run_is_clean
     assert clickhouse_aggregates(replicated.store) == postgres_aggregates(replicated.db)
 
 
-def test_repairing_twice_before_replication_writes_the_corrections_once(
+def test_repair_writes_events_not_clickhouse_and_twice_before_replication_writes_them_once(
     replicated: Services,
 ) -> None:
     _plant_gaps(replicated)
     replicated.replicator.acquire()  # hold replication back: corrections stay pending
+    gapped = clickhouse_aggregates(replicated.store)
 
     first = reconcile(replicated.db, replicated.store, repair=True)
     second = reconcile(replicated.db, replicated.store, repair=True)
+    # The repair wrote events only: ClickHouse is untouched until replication applies them.
+    untouched = clickhouse_aggregates(replicated.store)
     replicated.replicator.drain()
 
     assert first.repaired.events >= 5 and second.repaired.events == 0
+    assert untouched == gapped != postgres_aggregates(replicated.db)
     assert clickhouse_aggregates(replicated.store) == postgres_aggregates(replicated.db)
 
 

@@ -3,6 +3,8 @@ serving process (embedded mode) and through a Redis stream to a real ``msd worke
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from typing import Callable, Iterator
 import pytest
 import redis
 
+from jobs.broker import result_prefix
 from jobs.scheduler import InProcessScheduler
 from jobs.schedules import load_schedules
 from msd.cli import main
@@ -66,6 +69,31 @@ def test_list_prints_each_schedule_with_when_what_and_enabled(
     assert "every 1s" in rows["drain"] and " yes " in rows["drain"]
     assert "every 2s" in rows["check"] and "repair=True" in rows["check"]
     assert "cron 30 2 * * *" in rows["nightly"] and " no " in rows["nightly"]
+
+
+def _msd(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
+    env |= {"PYTHONPATH": str(REPO), **environment}
+    command = [sys.executable, "-m", "msd.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_msd_scheduler_list_reads_the_file_msd_schedule_file_names_else_the_built_in_one(
+    fast_schedules: Path,
+) -> None:
+    configured = _msd("scheduler", "--list", MSD_SCHEDULE_FILE=str(fast_schedules))
+    built_in = _msd("scheduler", "--list")
+
+    assert configured.returncode == built_in.returncode == 0, configured.stderr + built_in.stderr
+    assert configured.stdout.splitlines()[0] == f"schedules from {fast_schedules}"
+    assert [line.split()[0] for line in configured.stdout.splitlines()[2:]] == [
+        "drain",
+        "check",
+        "nightly",
+    ]
+    rows = {line.split()[0]: line for line in built_in.stdout.splitlines()[2:]}
+    assert set(rows) == {"replication-drain", "reconcile", "daily-snapshot"}
+    assert "every 60s" in rows["replication-drain"] and "cron 30 2 * * *" in rows["daily-snapshot"]
 
 
 def test_the_built_in_schedules_drain_reconcile_and_snapshot() -> None:
@@ -123,22 +151,30 @@ def _reconcile_runs(db: Database) -> list[tuple]:
         ).fetchall()
 
 
-def test_schedules_fire_in_the_serving_process_and_drain_and_reconcile_for_real(
-    services: Services, fast_schedules: Path
+def test_schedules_fire_in_the_serving_process_and_drain_reconcile_and_snapshot_for_real(
+    services: Services, fast_schedules: Path, tmp_path: Path
 ) -> None:
     seed_alerts(services.db, 150)
+    snapshots = tmp_path / "snapshots"
+    with fast_schedules.open("a", encoding="utf-8") as schedules:
+        schedules.write(
+            f'\n[[schedule]]\nname = "snap"\njob = "snapshot"\nevery = 1\nout = "{snapshots}"\n'
+        )
     scheduler = InProcessScheduler(services, load_schedules(fast_schedules))
 
     scheduler.start()
     try:
         _wait_for(lambda: _events_applied(services.db) == 150, 30, "the scheduled drain")
         _wait_for(lambda: len(_reconcile_runs(services.db)) >= 1, 30, "the scheduled reconcile")
+        _wait_for(lambda: any(snapshots.glob("manifest-*.json")), 30, "the scheduled snapshot")
     finally:
         scheduler.stop()
 
     days_compared, _, days_differing, repair = _reconcile_runs(services.db)[-1]
     assert days_compared > 30 and days_differing == 0 and repair is True
     assert clickhouse_aggregates(services.store) == postgres_aggregates(services.db)
+    manifest = json.loads(max(snapshots.glob("manifest-*.json")).read_text(encoding="utf-8"))
+    assert manifest["files"]["alerts"]["rows"] == 150
 
 
 @pytest.fixture
@@ -146,7 +182,8 @@ def stream() -> Iterator[str]:
     name = f"msd-test-{uuid.uuid4().hex[:12]}"
     yield name
     connection = redis.Redis.from_url(REDIS_URL)
-    connection.delete(name, f"autoclaim:{name}:{name}")
+    results = connection.scan_iter(match=f"{result_prefix(name)}:*")
+    connection.delete(name, f"autoclaim:{name}:{name}", *results)
     connection.close()
 
 
@@ -215,8 +252,8 @@ repair = false
 """
 
 
-def test_the_scheduled_check_finds_a_planted_gap_and_metrics_show_it(
-    services: Services, client, tmp_path: Path
+def test_the_scheduled_check_finds_a_planted_gap_and_the_log_and_metrics_show_it(
+    services: Services, client, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     seed_alerts(services.db, 60)
     services.replicator.drain()
@@ -229,6 +266,7 @@ def test_the_scheduled_check_finds_a_planted_gap_and_metrics_show_it(
     path = tmp_path / "check.toml"
     path.write_text(CHECK_ONLY, encoding="utf-8")
     scheduler = InProcessScheduler(services, load_schedules(path))
+    caplog.set_level(logging.WARNING, logger="jobs")
 
     scheduler.start()
     try:
@@ -238,6 +276,9 @@ def test_the_scheduled_check_finds_a_planted_gap_and_metrics_show_it(
 
     days_compared, days_found, days_differing, repair = _reconcile_runs(services.db)[0]
     assert days_found == days_differing == 1 and repair is False
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(" differs: PostgreSQL " in line and "ClickHouse" in line for line in logged)
+    assert any(line.startswith("reconcile: 1 days differed, 1 still differ") for line in logged)
     metrics = client.get("/metrics").text
     assert "msd_reconcile_days_differing 1" in metrics
     assert "msd_reconcile_alerts_difference 1" in metrics
