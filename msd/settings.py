@@ -120,6 +120,12 @@ SETTINGS: tuple[Setting, ...] = (
         "counts above it gets ClickHouse's count as of the replication watermark. 0: always "
         "exact.",
     ),
+    Setting(
+        "chart_font_dir",
+        None,
+        "Folder of extra fonts (.ttf, .otf, .ttc) for PNG charts, for scripts the system's fonts "
+        "lack (CJK, emoji). Unset: the system's fonts only.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -157,6 +163,7 @@ class Settings:
     database_timeout_seconds: float = 5.0
     live_max_clients: int = 100
     exact_count_limit: int = 10_000
+    chart_font_dir: Path | None = None
 
     @property
     def embedded_postgres(self) -> bool:
@@ -216,11 +223,19 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         ),
         live_max_clients=_int("live_max_clients", raw["live_max_clients"], 1, 10_000),
         exact_count_limit=_int("exact_count_limit", raw["exact_count_limit"], 0, 10**12),
+        chart_font_dir=_folder("chart_font_dir", raw["chart_font_dir"]),
     )
 
 
 def _path(value: str | None) -> Path | None:
     return None if value is None else Path(value).expanduser()
+
+
+def _folder(name: str, value: str | None) -> Path | None:
+    folder = _path(value)
+    if folder is not None and not folder.is_dir():
+        raise SettingsError(f"{_env_name(name)}={value!r} is not a folder")
+    return folder
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
