@@ -294,6 +294,11 @@ def _html_page(spec: dict[str, Any]) -> str:
     )
 
 
+# PNG text is drawn in PNG_FONT, whose digits are wider than a browser's usual sans: tick labels
+# that would touch are thinned out.
+_PNG_CONFIG = {"font": PNG_FONT, "axis": {"labelSeparation": 4}}
+
+
 def _texts(value: Any) -> Iterator[str]:
     """Every string in a spec: names, labels and titles among them."""
     if isinstance(value, str):
@@ -313,7 +318,7 @@ def render(spec: dict[str, Any], fmt: str, *, scale: float = 1.0) -> bytes:
     if fmt == "png":
         # PNG text is drawn with this machine's fonts, not the viewer's: say which names lose.
         warn_if_undrawable(_texts(spec))
-        return vl_convert.vegalite_to_png(spec, scale=scale, config={"font": PNG_FONT})
+        return vl_convert.vegalite_to_png(spec, scale=scale, config=_PNG_CONFIG)
     if fmt == "svg":
         return vl_convert.vegalite_to_svg(spec).encode("utf-8")
     if fmt == "html":

@@ -86,6 +86,22 @@ def test_joined_emoji_in_a_label_are_boxes_and_reported() -> None:
     assert JOINED in missing_scripts([family.format(girl)])
 
 
+def test_a_chart_of_names_in_every_script_has_no_box(tmp_path: Path) -> None:
+    names = [pair[0] for pair in NAME_PAIRS.values()] + ["Café Zürich AG", "ACME BANK, N.A."]
+    rows = [
+        CompanyRisk(f"k{i}", name, 20 - i, 9 - i, 3, Decimal("250000"), date(2026, 12, 1))
+        for i, name in enumerate(names)
+    ]
+    context = ChartContext(date(2026, 11, 5), date(2026, 12, 4), "UTC", [("company", names[:2])])
+
+    png = render(build_chart("top_companies", rows, context), "png")
+
+    assert missing_scripts(names) == {}
+    folder = Path(os.environ.get("MSD_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "top-companies-unicode.png").write_bytes(png)  # the README shows it
+
+
 def test_a_character_in_no_font_is_not_drawn() -> None:
     assert not drawn_in_png(NOWHERE)
     assert drawn_in_png("A") and drawn_in_png("\u200d")  # a joiner draws nothing, rightly
