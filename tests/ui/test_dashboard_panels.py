@@ -134,6 +134,22 @@ def test_dark_scheme_follows_the_system(browser: Any, live_server: LoopbackServe
     assert red + green + blue < 150, background
 
 
+def test_charts_follow_a_scheme_change_while_the_page_is_open(
+    page: Any, live_server: LoopbackServer
+) -> None:
+    open_full(page)
+    labels = "#trends-panel svg .role-axis-label text"
+    light = page.locator(labels).first.get_attribute("fill")
+    loaded = page.locator("#trends-panel").get_attribute("data-loaded")
+
+    page.emulate_media(color_scheme="dark")
+    page.wait_for_function(
+        "n => document.querySelector('#trends-panel').dataset.loaded != n", arg=loaded
+    )
+
+    assert page.locator(labels).first.get_attribute("fill") != light
+
+
 def test_a_filter_changes_every_panel_and_the_address(
     page: Any, live_server: LoopbackServer
 ) -> None:
