@@ -135,11 +135,11 @@ def warn_if_undrawable(texts: Iterable[str]) -> None:
             if script in _warned:
                 continue
             _warned.add(script)
-        reason = _JOINED_REASON if script == _JOINED else _NO_FONT_REASON
+        joined = script == _JOINED
         logger.warning(
-            "PNG charts draw %s characters as boxes (as in %r): %s. SVG, HTML and JSON charts "
-            "are not affected.",
-            script,
+            "PNG charts draw %s as boxes (as in %r): %s. SVG, HTML and JSON charts are not "
+            "affected.",
+            script if joined else f"{script} characters",
             text[:60],
-            reason,
+            _JOINED_REASON if joined else _NO_FONT_REASON,
         )
