@@ -10,6 +10,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 msd \
     && useradd --system --uid 10001 --gid msd --home-dir /app --shell /usr/sbin/nologin msd
 
+# PNG charts draw company names with the image's fonts: Arabic, CJK and emoji need these
+# (README: Fonts for PNG charts; about 19 MB).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        fonts-dejavu-core fonts-wqy-microhei fonts-noto-color-emoji \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY . /app
 # Editable on purpose: the ClickHouse DDL is read from the source tree's clickhouse/ folder,

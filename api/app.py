@@ -30,6 +30,7 @@ from api.schemas import Health
 from api.ui_routes import load_assets, ui_handlers
 from jobs.reconcile import reconcile_gauges
 from msd.runtime import Services
+from ui.fonts import use_font_dir
 
 __all__ = ["create_app"]
 
@@ -173,6 +174,7 @@ def create_app(
     ``take_over_tasks``: at start, run the batch tasks a previous embedded process left
     unfinished (``msd serve`` sets it; tests start apps that must not pick up others' tasks).
     """
+    use_font_dir(services.settings.chart_font_dir)
     metrics_ = Metrics()
     cache = AnswerCache(services.settings.redis_url, metrics_)
     shared_counter = cache.count if services.settings.redis_url else None

@@ -294,6 +294,7 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     from api.params import CHART_PARAMETERS, check_known, parse_chart_size
     from msd.runtime import open_services
     from ui.charts import FORMATS
+    from ui.fonts import use_font_dir
 
     out = Path(args.out)
     fmt = args.format or out.suffix.lstrip(".").lower()
@@ -313,6 +314,7 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
         flag = "--" + error.errors[0].get("parameter", "?").replace("_", "-")
         raise SettingsError(f"{flag}: {error.detail}") from None
 
+    use_font_dir(settings.chart_font_dir)
     services = open_services(settings, pool_size=2)
     try:
         body = chart_bytes(services, args.name, fmt, window, filters, size)

@@ -126,6 +126,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Most times one batch task is started; a task whose runs all ended unfinished (the "
         "process running it died or was killed mid-run) is then marked failed, not run again.",
     ),
+    Setting(
+        "chart_font_dir",
+        None,
+        "Folder of extra fonts (.ttf, .otf, .ttc) for PNG charts, for scripts the system's fonts "
+        "lack (CJK, emoji). Unset: the system's fonts only.",
+    ),
 )
 
 _URL_SCHEMES = {
@@ -164,6 +170,7 @@ class Settings:
     live_max_clients: int = 100
     exact_count_limit: int = 10_000
     batch_max_runs: int = 3
+    chart_font_dir: Path | None = None
 
     @property
     def embedded_postgres(self) -> bool:
@@ -224,11 +231,19 @@ def _validate(raw: dict[str, str | None]) -> Settings:
         live_max_clients=_int("live_max_clients", raw["live_max_clients"], 1, 10_000),
         exact_count_limit=_int("exact_count_limit", raw["exact_count_limit"], 0, 10**12),
         batch_max_runs=_int("batch_max_runs", raw["batch_max_runs"], 1, 100),
+        chart_font_dir=_folder("chart_font_dir", raw["chart_font_dir"]),
     )
 
 
 def _path(value: str | None) -> Path | None:
     return None if value is None else Path(value).expanduser()
+
+
+def _folder(name: str, value: str | None) -> Path | None:
+    folder = _path(value)
+    if folder is not None and not folder.is_dir():
+        raise SettingsError(f"{_env_name(name)}={value!r} is not a folder")
+    return folder
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")

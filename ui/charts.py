@@ -18,9 +18,11 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import altair as alt
+
+from ui.fonts import PNG_FONT, warn_if_undrawable
 
 __all__ = [
     "CHARTS",
@@ -292,12 +294,31 @@ def _html_page(spec: dict[str, Any]) -> str:
     )
 
 
+# PNG text is drawn in PNG_FONT, whose digits are wider than a browser's usual sans: tick labels
+# that would touch are thinned out.
+_PNG_CONFIG = {"font": PNG_FONT, "axis": {"labelSeparation": 4}}
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string in a spec: names, labels and titles among them."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+
+
 def render(spec: dict[str, Any], fmt: str, *, scale: float = 1.0) -> bytes:
     """The spec as PNG, SVG, standalone HTML or JSON bytes."""
     import vl_convert
 
     if fmt == "png":
-        return vl_convert.vegalite_to_png(spec, scale=scale)
+        # PNG text is drawn with this machine's fonts, not the viewer's: say which names lose.
+        warn_if_undrawable(_texts(spec))
+        return vl_convert.vegalite_to_png(spec, scale=scale, config=_PNG_CONFIG)
     if fmt == "svg":
         return vl_convert.vegalite_to_svg(spec).encode("utf-8")
     if fmt == "html":

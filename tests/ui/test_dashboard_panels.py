@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.loopback_server import LoopbackServer
 from tests.ui.conftest import new_context
@@ -131,6 +132,22 @@ def test_dark_scheme_follows_the_system(browser: Any, live_server: LoopbackServe
 
     red, green, blue = map(int, re.findall(r"\d+", background)[:3])
     assert red + green + blue < 150, background
+
+
+def test_charts_follow_a_scheme_change_while_the_page_is_open(
+    page: Any, live_server: LoopbackServer
+) -> None:
+    open_full(page)
+    labels = "#trends-panel svg .role-axis-label text"
+    light = page.locator(labels).first.get_attribute("fill")
+    loaded = page.locator("#trends-panel").get_attribute("data-loaded")
+
+    page.emulate_media(color_scheme="dark")
+    page.wait_for_function(
+        "n => document.querySelector('#trends-panel').dataset.loaded != n", arg=loaded
+    )
+
+    assert page.locator(labels).first.get_attribute("fill") != light
 
 
 def test_a_filter_changes_every_panel_and_the_address(
@@ -365,3 +382,105 @@ def test_keyboard_selects_rows_and_tablet_width_fits(browser: Any, live_server: 
     assert overflow <= 0
     assert selected == "true"
     assert focused_next == second_row
+
+
+def test_the_dashboard_asks_nothing_of_another_site(page: Any, live_server: LoopbackServer):
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    open_full(page)
+    page.locator("#alerts-table tbody tr[data-alert-id]").first.click()
+    page.locator("#detail .history li").first.wait_for()
+
+    own = urlsplit(live_server.url).netloc
+    outside = [url for url in requested if urlsplit(url).scheme != "data"]
+    outside = [url for url in outside if urlsplit(url).netloc != own]
+    assert requested and outside == []
+
+
+def test_clicking_a_region_filters_every_panel_to_that_region(
+    page: Any, live_server: LoopbackServer
+) -> None:
+    open_full(page)
+    loaded = page.locator("#alerts-panel").get_attribute("data-loaded")
+    button = page.locator("#regions-panel tbody th button").first
+    region = button.inner_text()
+
+    button.click()
+    page.wait_for_url(re.compile(rf"region={region}"))
+    page.wait_for_function(
+        "n => document.querySelector('#alerts-panel').dataset.loaded != n", arg=loaded
+    )
+    page.wait_for_function(
+        "r => [...document.querySelectorAll('#regions-panel tbody th')]"
+        ".every(th => th.textContent === r)",
+        arg=region,
+    )
+
+    regions = set(page.locator("#alerts-table tbody td:nth-child(8)").all_inner_texts())
+    assert regions == {region}
+
+
+# Called on every change of a panel's children: a panel that is ever empty has blinked.
+WATCH_BLANKS = """() => {
+  window.blanked = [];
+  for (const selector of ['#alerts-table tbody', '#trends-panel .chart-body',
+                          '#companies-panel .chart-body', '#regions-panel .regions-body']) {
+    const node = document.querySelector(selector);
+    new MutationObserver(() => {
+      if (!node.children.length) window.blanked.push(selector);
+    }).observe(node, { childList: true });
+  }
+}"""
+
+
+def test_a_live_update_redraws_in_place_and_keeps_the_focused_row(
+    page: Any, live_server: LoopbackServer
+) -> None:
+    open_full(page)
+    page.evaluate(WATCH_BLANKS)
+    focused = page.locator("#alerts-table tbody tr[data-alert-id]").nth(1)
+    focused_id = focused.get_attribute("data-alert-id")
+    focused.focus()
+    trends = page.locator("#trends-panel").get_attribute("data-loaded")
+
+    moment = datetime.now(timezone.utc) - timedelta(seconds=30)
+    alert_id = f"live-focus-{moment.timestamp():.0f}"
+    created = live_server.client.post(
+        "/api/alerts/",
+        json={
+            "alert_id": alert_id,
+            "company_name": "Focus Keeper Bank",
+            "violation_type": "Late reporting",
+            "severity": "LOW",
+            "detected_at": moment.isoformat(),
+        },
+    )
+    assert created.status_code == 201
+    page.wait_for_selector(f"tr[data-alert-id='{alert_id}']")
+    page.wait_for_function(
+        "n => document.querySelector('#trends-panel').dataset.loaded != n", arg=trends
+    )
+
+    assert page.evaluate("document.activeElement.dataset.alertId") == focused_id
+    assert page.evaluate("window.blanked") == []
+
+
+def test_a_status_change_that_cannot_reach_the_service_says_so(
+    page: Any, live_server: LoopbackServer
+) -> None:
+    # Test double for a fault the service cannot cause on demand: the network dropping the
+    # request. Reads go through; only the change is cut off.
+    open_full(page, "?status=PENDING")
+    page.locator("#alerts-table tbody tr[data-alert-id]").first.click()
+    dialog = page.locator("#detail")
+    dialog.locator(".history li").first.wait_for()
+    page.route(
+        "**/api/alerts/*/",
+        lambda route: route.abort() if route.request.method == "PATCH" else route.continue_(),
+    )
+
+    dialog.locator("select[name=status]").select_option("REVIEWING")
+    dialog.get_by_role("button", name="Change status").click()
+
+    error = dialog.locator(".change-result.error")
+    error.filter(has_text="Cannot reach the service").wait_for()

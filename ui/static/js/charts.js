@@ -70,7 +70,7 @@ function plain(value) {
 export function chartPanel(root, name, filters, { field, pick }) {
   const body = root.querySelector(".chart-body");
   let current = null;
-  return new Panel(root, {
+  const panel = new Panel(root, {
     load: async (signal) => {
       const url = withQuery(`/api/charts/${name}.json`, filterParams(filters()));
       const [{ data: spec }, embed] = await Promise.all([request(url, { signal }), loadVega()]);
@@ -99,6 +99,9 @@ export function chartPanel(root, name, filters, { field, pick }) {
       frame.classList.remove("incoming");
     },
   });
+  // The system may switch scheme while the page is open (at dusk, say): redraw in the new one.
+  dark.addEventListener("change", () => panel.refresh());
+  return panel;
 }
 
 /** Download links for a chart (PNG, SVG) or the alert list (CSV) under the current filters. */

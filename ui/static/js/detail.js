@@ -89,7 +89,7 @@ export class AlertDialog {
       this.changed();
     } catch (error) {
       this.result.classList.add("error");
-      const details = error.errors.map((e) => `${e.field || e.parameter || "request"}: ${e.message}`);
+      const details = (error.errors ?? []).map((e) => `${e.field || e.parameter || "request"}: ${e.message}`);
       this.result.replaceChildren(
         element("strong", { text: describe(error, false) }),
         ...details.slice(1).map((text) => element("div", { text })),

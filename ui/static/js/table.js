@@ -99,6 +99,7 @@ export class AlertsTable {
       if (sort) header.setAttribute("aria-sort", sort);
       else header.removeAttribute("aria-sort");
     }
+    const focused = this.focusedRow();
     if (!page.results.length) {
       const cell = element("td", { colspan: "8", class: "empty", text: "No alerts for these filters" });
       this.body.replaceChildren(element("tr", {}, cell));
@@ -106,6 +107,20 @@ export class AlertsTable {
       this.body.replaceChildren(...page.results.map((alert) => this.row(alert)));
     }
     this.drawSelection();
+    this.refocus(focused);
+  }
+
+  /** The row (or its checkbox) that has the focus, so that a redraw can give it back. */
+  focusedRow() {
+    const active = document.activeElement;
+    const row = this.body.contains(active) ? active.closest("tr[data-alert-id]") : null;
+    return row && { alertId: row.dataset.alertId, checkbox: active !== row };
+  }
+
+  refocus(focused) {
+    if (!focused) return;
+    const row = [...this.body.rows].find((r) => r.dataset.alertId === focused.alertId);
+    (focused.checkbox ? row?.querySelector("input[type=checkbox]") : row)?.focus();
   }
 
   row(alert) {
