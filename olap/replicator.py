@@ -76,12 +76,17 @@ _EVENT_COLUMNS = "SELECT e.tx_id, e.event_id, e.occurred_at, e.before, e.after F
 # A new batch: the round's next events in commit order, at most %(limit)s of them. Their keys are
 # found first, in the replication index alone: ordering whole events instead, PostgreSQL scans
 # and sorts the documents of every event in the round (on disk, at the start of a long one).
+# Each event is then fetched by its key; the LIMIT keeps PostgreSQL from turning those lookups
+# into a hash join over every event ever recorded.
 _NEXT_EVENTS = f"""SELECT b.tx_id, b.event_id, b.occurred_at, b.before, b.after
 FROM (
   SELECT e.event_id FROM alert_events e WHERE {_ROUND}
   ORDER BY e.tx_id, e.event_id LIMIT %(limit)s
 ) AS k
-JOIN alert_events b ON b.event_id = k.event_id"""
+CROSS JOIN LATERAL (
+  SELECT x.tx_id, x.event_id, x.occurred_at, x.before, x.after FROM alert_events x
+  WHERE x.event_id = k.event_id LIMIT 1
+) AS b"""
 
 # A planned batch again (after a crash): the round's events up to its upper bound.
 _PLANNED_EVENTS = f"""{_EVENT_COLUMNS} WHERE {_ROUND}
