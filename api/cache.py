@@ -311,12 +311,13 @@ class AnswerCache:
             self._redis_down_since = self._last_probe
             logger.warning("Redis is not answering (%s); serving answers uncached", error)
 
-    def count(self, key: str, ttl_seconds: int) -> int | None:
-        """Add one to a counter shared by every process (Redis); None when there is no Redis."""
+    def count(self, key: str, ttl_seconds: int, amount: int = 1) -> int | None:
+        """Add ``amount`` to a counter shared by every process (Redis) and return its total;
+        None when there is no Redis."""
 
         def increment(redis):  # type: ignore[no-untyped-def]
             pipe = redis.pipeline(transaction=False)
-            pipe.incr(self.prefix + key)
+            pipe.incrby(self.prefix + key, amount)
             pipe.expire(self.prefix + key, ttl_seconds, nx=True)
             return int(pipe.execute()[0])
 

@@ -1,8 +1,14 @@
 """Per-credential request limits: a fixed window of N requests per period.
 
 In server mode the counts are shared by every API process through Redis, so the limit holds
-for the deployment, not per worker. When Redis does not answer, each process counts alone (the
-limit then applies per process) rather than refusing or letting everything through.
+for the deployment, not per worker. A process adds its requests to the shared count in small
+batches rather than one Redis round trip per request (which halved the throughput of cached
+answers): up to ``flush_every`` requests, a hundredth of the limit (one for limits under 200),
+are counted locally before they are sent. The limit can so be passed by at most that many
+requests per process and window, and is exact for small limits.
+
+When Redis does not answer, each process counts alone (the limit then applies per process)
+rather than refusing or letting everything through.
 """
 
 from __future__ import annotations
@@ -17,7 +23,22 @@ __all__ = ["RateLimiter"]
 
 logger = logging.getLogger(__name__)
 
-SharedCounter = Callable[[str, int], int | None]
+# (key, seconds to keep it, requests to add) -> the shared total, or None without Redis.
+SharedCounter = Callable[[str, int, int], int | None]
+
+# Most requests a process counts before sending them to the shared count.
+MAX_FLUSH_EVERY = 32
+_MAX_WINDOWS = 100_000
+
+
+class _Window:
+    """One key's count in one window: the last shared total seen, and requests not yet sent."""
+
+    __slots__ = ("known", "pending")
+
+    def __init__(self) -> None:
+        self.known = 0
+        self.pending = 0
 
 
 class RateLimiter:
@@ -27,7 +48,8 @@ class RateLimiter:
         """``limit``: (requests, period in seconds), or None for no limit."""
         self.limit = limit
         self._shared = shared
-        self._local: dict[tuple[str, int], int] = {}
+        self.flush_every = 1 if limit is None else max(1, min(MAX_FLUSH_EVERY, limit[0] // 100))
+        self._windows: dict[tuple[str, int], _Window] = {}
         self._guard = threading.Lock()
 
     def describe(self) -> str:
@@ -42,23 +64,32 @@ class RateLimiter:
         now = time.time()
         requests, period = self.limit
         window = int(now // period)
-        count = self._count_shared(key, window, period)
-        if count is None:
-            count = self._count_locally(key, window)
-        if count <= requests:
+        if self._count(key, window, period) <= requests:
             return None
         window_end = (window + 1) * period
         return max(1, math.ceil(window_end - now))
 
-    def _count_shared(self, key: str, window: int, period: int) -> int | None:
-        if self._shared is None:
-            return None
-        return self._shared(f"ratelimit:{key}:{window}", period + 1)
-
-    def _count_locally(self, key: str, window: int) -> int:
+    def _count(self, key: str, window: int, period: int) -> int:
+        """The window's count for ``key`` with this request: shared when it is sent, else the
+        last shared total plus this process's requests since."""
         with self._guard:
-            if len(self._local) > 100_000:
-                self._local = {k: v for k, v in self._local.items() if k[1] == window}
-            count = self._local.get((key, window), 0) + 1
-            self._local[(key, window)] = count
-            return count
+            counted = self._window(key, window)
+            counted.pending += 1
+            if self._shared is None or counted.pending < self.flush_every:
+                return counted.known + counted.pending
+            sending, counted.pending = counted.pending, 0
+
+        total = self._shared(f"ratelimit:{key}:{window}", period + 1, sending)
+
+        with self._guard:
+            # No Redis: this process's own requests are all the count it has.
+            counted.known = counted.known + sending if total is None else max(counted.known, total)
+            return counted.known + counted.pending
+
+    def _window(self, key: str, window: int) -> _Window:
+        counted = self._windows.get((key, window))
+        if counted is None:
+            if len(self._windows) >= _MAX_WINDOWS:
+                self._windows = {k: v for k, v in self._windows.items() if k[1] == window}
+            counted = self._windows[(key, window)] = _Window()
+        return counted

@@ -35,6 +35,32 @@ def test_two_processes_sharing_redis_share_one_limit() -> None:
     second_cache.close()
 
 
+def test_a_large_limit_is_shared_in_batches_and_passed_by_at_most_a_batch_per_process() -> None:
+    prefix = f"msd-test-{uuid.uuid4().hex[:8]}:"
+    caches = [AnswerCache(SHARED_REDIS, Metrics(), prefix=prefix) for _ in range(2)]
+    sent: list[int] = []
+
+    def counted(cache: AnswerCache):  # type: ignore[no-untyped-def]
+        def count(key: str, ttl: int, amount: int = 1) -> int | None:
+            sent.append(amount)
+            return cache.count(key, ttl, amount)
+
+        return count
+
+    limiters = [RateLimiter((3000, 60), counted(cache)) for cache in caches]
+    start_early_in_a_minute()
+
+    allowed = sum(limiters[n % 2].spend("token:1") is None for n in range(3400))
+
+    batch = limiters[0].flush_every
+    assert batch == 30
+    assert 3000 <= allowed <= 3000 + 2 * batch, f"{allowed} allowed for a limit of 3000"
+    assert len(sent) <= 3400 // batch + 2, f"{len(sent)} Redis calls for 3,400 requests"
+    assert sum(sent) <= 3400 and all(amount == batch for amount in sent)
+    for cache in caches:
+        cache.close()
+
+
 def test_without_redis_each_process_still_limits_on_its_own() -> None:
     cache = AnswerCache(f"redis://127.0.0.1:{_closed_port()}/0", Metrics())
     limiter = RateLimiter((3, 60), cache.count)
