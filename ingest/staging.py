@@ -5,6 +5,11 @@ a later row of the same file supersedes (same alert_id) are then deleted there, 
 row wins however far apart the two are. The rest is upserted into ``alerts`` chunk by chunk,
 each chunk in its own attributed transaction, so memory and transaction size stay bounded.
 
+The upsert is nearly all of a first load's time, and all of it inside PostgreSQL, one core per
+connection. So a load runs over ``PARALLEL_CONNECTIONS`` connections, each with a staging table
+of its own: every alert_id goes to one of them (by its hash), so that each table holds all the
+rows of its ids (the last still wins) and two connections never write the same alert.
+
 Update rule (see ingest/README.md): the file's facts replace the stored ones, but the workflow
 status that supervisors set is kept unless the file closes an alert that is still open.
 """
@@ -13,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Iterator
@@ -43,6 +49,9 @@ _STAGED_TYPES = (
 
 # For the statements that sort or group a chunk or a whole file, within one transaction.
 _WORK_MEM = "64MB"
+# Connections a load upserts over at once (each a PostgreSQL backend, so a core of its own).
+PARALLEL_CONNECTIONS = 2
+_ALERT_ID = STAGED_COLUMNS.index("alert_id")
 
 _CREATE = f"""
 CREATE TEMP TABLE {TABLE} (
@@ -137,21 +146,42 @@ def load_rows(
 ) -> LoadOutcome:
     """Stage ``rows``, whose seq numbers them 1, 2, 3 ..., and upsert them into alerts."""
     started = time.perf_counter()
-    with db.pool.connection() as conn:
-        staging = Staging(conn, actor=actor, note=note, chunk=chunk)
-        staging.create()
-        try:
-            last_seq = staging.copy_all(rows)
-            staged_at = time.perf_counter()
-            superseded = staging.remove_superseded()
-            meter.start("upserted")
-            inserted, updated = staging.upsert_all(last_seq, meter)
-        finally:
-            staging.drop()
+    with ExitStack() as held:
+        stagings = [
+            Staging(held.enter_context(db.pool.connection()), actor=actor, note=note, chunk=chunk)
+            for _ in range(PARALLEL_CONNECTIONS)
+        ]
+        for staging in stagings:
+            staging.create()
+            held.callback(staging.drop)
+        last_seq = _copy_all(rows, stagings, chunk)
+        staged_at = time.perf_counter()
+        superseded = [removed for staging in stagings for removed in staging.remove_superseded()]
+        meter.start("upserted")
+        with ThreadPoolExecutor(len(stagings), thread_name_prefix="ingest-upsert") as upserts:
+            counts = list(upserts.map(lambda each: each.upsert_all(last_seq, meter), stagings))
 
     logger.debug("%s: read and staged in %.2f s, upserted in %.2f s", note,
                  staged_at - started, time.perf_counter() - staged_at)
-    return LoadOutcome(staging.staged, inserted, updated, superseded)
+    return LoadOutcome(
+        staged=sum(staging.staged for staging in stagings),
+        inserted=sum(inserted for inserted, _ in counts),
+        updated=sum(updated for _, updated in counts),
+        superseded=sorted(superseded, key=lambda item: item[1]),
+    )
+
+
+def _copy_all(rows: Iterator[StagedRow], stagings: list[Staging], chunk: int) -> int:
+    """Copy ``rows`` in chunks, each row into the staging table its alert_id belongs to."""
+    copied = 0
+    while block := list(islice(rows, chunk)):
+        parts: list[list[StagedRow]] = [[] for _ in stagings]
+        for row in block:
+            parts[hash(row[_ALERT_ID]) % len(stagings)].append(row)
+        for staging, part in zip(stagings, parts):
+            staging.copy_chunk(part)
+        copied += len(block)
+    return copied
 
 
 class Staging:
@@ -168,12 +198,6 @@ class Staging:
         with self._transaction():
             self.conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
             self.conn.execute(_CREATE)
-
-    def copy_all(self, rows: Iterator[StagedRow]) -> int:
-        """Copy ``rows`` in chunks of ``chunk`` rows, one transaction each; the count copied."""
-        while copied := self._copy_chunk(islice(rows, self.chunk)):
-            self.staged += copied
-        return self.staged
 
     def remove_superseded(self) -> list[tuple[str, int]]:
         """Delete rows that a later row with the same alert_id replaces; their (id, line)."""
@@ -211,16 +235,17 @@ class Staging:
             # The pool discards a broken connection, and the temp table goes with it.
             logger.warning("could not drop %s: %s", TABLE, error)
 
-    def _copy_chunk(self, rows: Iterator[StagedRow]) -> int:
-        copied = 0
+    def copy_chunk(self, rows: list[StagedRow]) -> None:
+        """Copy ``rows`` in one transaction."""
+        if not rows:
+            return
         with self._transaction(), self.conn.cursor() as cursor:
             statement = f"COPY {TABLE} ({', '.join(STAGED_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
             with cursor.copy(statement) as copy:
                 copy.set_types(list(_STAGED_TYPES))
                 for row in rows:
                     copy.write_row(row)
-                    copied += 1
-        return copied
+        self.staged += len(rows)
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection]:
