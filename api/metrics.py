@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
 
@@ -44,12 +45,26 @@ class Metrics:
             lines += [
                 f"# HELP msd_{name}_total {_HELP.get(name, name)}",
                 f"# TYPE msd_{name}_total counter",
-                f"msd_{name}_total {values.get(name, 0.0):g}",
+                f"msd_{name}_total {_number(values.get(name, 0.0))}",
             ]
         for name, (value, help_text) in sorted((gauges or {}).items()):
             lines += [
                 f"# HELP msd_{name} {help_text}",
                 f"# TYPE msd_{name} gauge",
-                f"msd_{name} {value:g}",
+                f"msd_{name} {_number(value)}",
             ]
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Every digit of ``value``: whole numbers (counts, Unix times) as integers, others in full.
+
+    Prometheus reads both; a shortened form would round a count of millions or a timestamp.
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
