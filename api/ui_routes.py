@@ -6,6 +6,8 @@ modules through an import map, so that modules importing each other by relative 
 versioned URLs too). A versioned URL is cached by browsers for a year; a new release changes the
 version, never the content behind an old one. Unversioned URLs and the page itself are
 revalidated (304 when unchanged). Compression is the app's gzip middleware (see ``app.py``).
+
+``/favicon.ico``, which browsers ask for by themselves, answers the pages' icon.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = ["UiAssets", "load_assets", "ui_handlers"]
 
 STATIC = Path(__file__).resolve().parent.parent / "ui" / "static"
 PAGE = "index.html"
+ICON = "favicon.svg"
 IMPORT_MAP_MARK = "<!-- import-map -->"
 VERSION_MARK = "?v=@"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -100,6 +103,12 @@ def dashboard(request: Request, state: State) -> Response[bytes]:
     return _answer(request, assets.page, REVALIDATE)
 
 
+@get("/favicon.ico", sync_to_thread=False, include_in_schema=False, opt={"public": True})
+def favicon(request: Request, state: State) -> Response[bytes]:
+    assets: UiAssets = state.ui_assets
+    return _answer(request, assets.files[ICON], REVALIDATE)
+
+
 @get("/ui/{name:path}", sync_to_thread=False, include_in_schema=False, opt={"public": True})
 def ui_file(request: Request, state: State, name: FromPath[str]) -> Response[bytes]:
     assets: UiAssets = state.ui_assets
@@ -110,4 +119,4 @@ def ui_file(request: Request, state: State, name: FromPath[str]) -> Response[byt
     return _answer(request, asset, IMMUTABLE if versioned else REVALIDATE)
 
 
-ui_handlers = [dashboard, ui_file]
+ui_handlers = [dashboard, favicon, ui_file]
