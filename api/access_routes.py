@@ -12,14 +12,12 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import Cookie, State
 from litestar.params import FromPath, JSONBody
-from litestar.response import File
 
 from api.auth import CSRF_COOKIE, SESSION_COOKIE, forget_credentials, principal_of
 from api.errors import ApiError
@@ -31,9 +29,6 @@ __all__ = ["access_handlers"]
 
 logger = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent.parent / "ui" / "static"
-# The sign-in page runs only its own script, from this origin.
-SIGNIN_POLICY = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
 # Wrong passwords allowed per username and client address in a window, before 429.
 SIGNIN_FAILURES_ALLOWED = 10
 SIGNIN_FAILURE_WINDOW = 300.0
@@ -94,26 +89,6 @@ class TokenCreated(msgspec.Struct):
 
 def _services(state: State) -> Services:
     return state.services
-
-
-@get("/signin", opt={"public": True}, include_in_schema=False)
-async def signin_page() -> File:
-    return File(
-        STATIC / "signin.html",
-        media_type="text/html",
-        content_disposition_type="inline",
-        headers={"Content-Security-Policy": SIGNIN_POLICY, "Cache-Control": "no-cache"},
-    )
-
-
-@get("/signin.js", opt={"public": True}, include_in_schema=False)
-async def signin_script() -> File:
-    return File(
-        STATIC / "signin.js",
-        media_type="text/javascript",
-        content_disposition_type="inline",
-        headers={"Cache-Control": "no-cache"},
-    )
 
 
 @post(
@@ -261,8 +236,6 @@ def _field_of(message: str) -> str:
 
 
 access_handlers = [
-    signin_page,
-    signin_script,
     sign_in,
     whoami,
     sign_out,

@@ -145,12 +145,18 @@ def page(browser: Any, live_server: LoopbackServer) -> Iterator[Any]:
 
 @pytest.fixture(autouse=True)
 def _no_page_errors(request: pytest.FixtureRequest) -> Any:
-    """Any uncaught script error on a page fails the test that caused it."""
+    """An uncaught script error or a refusal by the page's policy fails the test that caused it."""
     if "page" not in request.fixturenames:
         yield
         return
     page = request.getfixturevalue("page")
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: _policy_refusal(message, errors))
     yield
     assert not errors, errors
+
+
+def _policy_refusal(message: Any, errors: list[str]) -> None:
+    if "Content Security Policy" in message.text:
+        errors.append(message.text)

@@ -57,6 +57,30 @@ def test_page_and_its_files_are_gzipped_and_versioned(live_server: LoopbackServe
     assert missing.headers["content-type"].startswith("application/problem+json")
 
 
+def test_favicon_ico_answers_the_icon_without_credentials_and_revalidates(
+    live_server: LoopbackServer,
+) -> None:
+    with httpx.Client(base_url=live_server.url) as anonymous:
+        answer = anonymous.get("/favicon.ico")
+        again = anonymous.get("/favicon.ico", headers={"If-None-Match": answer.headers["ETag"]})
+        linked = anonymous.get("/ui/favicon.svg")
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+    assert answer.content == linked.content and answer.content.startswith(b"<svg")
+    assert answer.headers["cache-control"] == "no-cache"
+    assert again.status_code == 304
+
+
+def test_the_page_links_the_icon_by_its_version(live_server: LoopbackServer) -> None:
+    page = httpx.get(f"{live_server.url}/").text
+    icon = re.search(r'<link rel="icon" href="(/ui/favicon\.svg\?v=[0-9a-f]{16})"', page)
+
+    assert icon, "the dashboard links its icon with a versioned URL"
+    answer = httpx.get(f"{live_server.url}{icon.group(1)}")
+    assert answer.status_code == 200 and "immutable" in answer.headers["cache-control"]
+
+
 def test_api_answers_stay_uncompressed(live_server: LoopbackServer) -> None:
     response = live_server.client.get(
         "/api/alerts/statistics/", headers={"Accept-Encoding": "gzip"}

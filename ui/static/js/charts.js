@@ -43,15 +43,23 @@ function inlineData(spec) {
 
 const dark = matchMedia("(prefers-color-scheme: dark)");
 
-/** SVG (sharp, and its marks are DOM nodes); in a dark scheme Vega's dark theme, no white sheet. */
+/**
+ * SVG (sharp, and its marks are DOM nodes); in a dark scheme Vega's dark theme, no white sheet.
+ *
+ * The page's Content Security Policy refuses inline style and eval, so vega-embed and its
+ * tooltip inject no stylesheet (app.css styles both) and Vega interprets its expressions
+ * (``ast``) instead of compiling them into functions.
+ */
 function embedOptions() {
-  if (!dark.matches) return { actions: false, renderer: "svg" };
-  return {
+  const options = {
     actions: false,
     renderer: "svg",
-    theme: "dark",
-    patch: (vega) => ({ ...vega, background: "transparent" }),
+    ast: true,
+    defaultStyle: false,
+    tooltip: { disableDefaultStyle: true },
   };
+  if (!dark.matches) return options;
+  return { ...options, theme: "dark", patch: (vega) => ({ ...vega, background: "transparent" }) };
 }
 
 /** A datum's value as a filter value. Vega-Lite parses a temporal field (a day) into a Date. */

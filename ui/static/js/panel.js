@@ -46,6 +46,13 @@ export class Panel {
   }
 }
 
+function setStyle(node, properties) {
+  for (const [property, value] of Object.entries(properties)) {
+    node.style.setProperty(property, value);
+  }
+}
+
+/** A new element; ``style`` takes an object of CSS properties (custom ones too). */
 export function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
@@ -53,6 +60,8 @@ export function element(tag, attributes = {}, ...children) {
     if (name === "class") node.className = value;
     else if (name === "text") node.textContent = value;
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    // Through the CSSOM: the page's policy refuses style attributes, not style properties.
+    else if (name === "style") setStyle(node, value);
     else node.setAttribute(name, value === true ? "" : value);
   }
   node.append(...children.filter((c) => c !== null && c !== undefined));

@@ -47,7 +47,8 @@ function regionRow(row, most, pick) {
         onclick: () => pick(row.region),
       })
     : element("span", { class: "muted", text: "(none)" });
-  const bar = element("span", { class: "bar", style: `--share:${(row.alerts / most).toFixed(3)}` });
+  const share = (row.alerts / most).toFixed(3);
+  const bar = element("span", { class: "bar", style: { "--share": share } });
   return element(
     "tr",
     {},
