@@ -21,6 +21,8 @@ logger = logging.getLogger("msd")
 
 DEMO_ALERTS = 100_000
 SHUTDOWN_GRACE_SECONDS = 3
+# The exit code of a command that could not run as given; its one line says why.
+USAGE_ERROR = 2
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -451,21 +453,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         _configure_logging(settings.log_level)
         return int(args.run(settings, args) or 0)
-    except SettingsError as error:
-        print(f"msd: error: {error}", file=sys.stderr)
-        return 2
-    except AccountError as error:
-        print(f"msd: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        from olap.store import StoreBusyError, StoreUnavailableError
+        if not _is_users_to_fix(error):
+            raise
+        print(f"msd: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
 
-        if isinstance(error, (StoreBusyError, StoreUnavailableError)):
-            print(f"msd: error: {error}", file=sys.stderr)
-            return 2
-        raise
+
+def _is_users_to_fix(error: Exception) -> bool:
+    """Whether the message alone tells the user what to change (a traceback would only hide it)."""
+    # Imported here: the ingest and ClickHouse packages are heavy, and only this path needs them.
+    from ingest.errors import IngestError
+    from olap.store import StoreBusyError, StoreUnavailableError
+
+    return isinstance(
+        error, (SettingsError, AccountError, IngestError, StoreBusyError, StoreUnavailableError)
+    )
 
 
 if __name__ == "__main__":
