@@ -351,11 +351,13 @@ def _add_chart_flags(chart: argparse.ArgumentParser) -> None:
 
 
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
-    from workflow.embedded import stop_embedded_postgres
+    from workflow.embedded import ensure_unused, stop_embedded_postgres
 
     if settings.database_url is not None:
         print("MSD_DATABASE_URL names a server: nothing embedded to stop")
         return 0
+    if not args.force:
+        ensure_unused(settings.data_dir)
     stopped = stop_embedded_postgres(settings.data_dir)
     print(
         "stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running"
@@ -442,7 +444,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--alerts", type=int, default=DEMO_ALERTS, help="generated alerts to load")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated data")
     _add_chart_flags(command("chart", cmd_chart, "Draw a dashboard chart to a file."))
-    command("stop", cmd_stop, "Stop the embedded PostgreSQL server.")
+    stop = command(
+        "stop", cmd_stop, "Stop the embedded PostgreSQL server, unless a process is using it."
+    )
+    stop.add_argument(
+        "--force",
+        action="store_true",
+        help="stop it even while processes use it (they fail until a command starts it again)",
+    )
     add_account_commands(command)
     return parser
 
@@ -467,9 +476,18 @@ def _is_users_to_fix(error: Exception) -> bool:
     # Imported here: the ingest and ClickHouse packages are heavy, and only this path needs them.
     from ingest.errors import IngestError
     from olap.store import StoreBusyError, StoreUnavailableError
+    from workflow.embedded import EmbeddedPostgresInUse
 
     return isinstance(
-        error, (SettingsError, AccountError, IngestError, StoreBusyError, StoreUnavailableError)
+        error,
+        (
+            SettingsError,
+            AccountError,
+            IngestError,
+            StoreBusyError,
+            StoreUnavailableError,
+            EmbeddedPostgresInUse,
+        ),
     )
 
 
