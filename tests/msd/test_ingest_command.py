@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
+from typing import Iterator
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from msd.cli import main
+from tests.pg_schemas import fresh_schema_url
 
 NATIVE_HEADER = "alert_id,company_name,violation_type,severity,detected_at"
 
 
 @pytest.fixture
-def settings_flags(pg_server_url: str, pg_url: str, tmp_path: Path) -> list[str]:
-    """Flags that point the command at the test's own schema and data folder."""
-    schema_option = conninfo_to_dict(pg_url)["options"]
-    joiner = "&" if "?" in pg_server_url else "?"
-    url = f"{pg_server_url}{joiner}options={quote(str(schema_option))}"
-    return ["--database-url", url, "--data-dir", str(tmp_path / "data")]
+def settings_flags(pg_server_url: str, tmp_path: Path) -> Iterator[list[str]]:
+    """Flags that point the command at a schema and a data folder of its own."""
+    with fresh_schema_url(pg_server_url) as url:
+        yield ["--database-url", url, "--data-dir", str(tmp_path / "data")]
 
 
 @pytest.mark.parametrize(
