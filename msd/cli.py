@@ -295,16 +295,10 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     from api.errors import ApiError
     from api.params import CHART_PARAMETERS, check_known, parse_chart_size
     from msd.runtime import open_services
-    from ui.charts import FORMATS
     from ui.fonts import use_font_dir
 
     out = Path(args.out)
-    fmt = args.format or out.suffix.lstrip(".").lower()
-    if fmt not in FORMATS:
-        raise SettingsError(
-            f"--format {fmt or '(none)'} is not one of {', '.join(FORMATS)}; name the format or"
-            " give --out a .png, .svg, .html or .json name"
-        )
+    fmt = args.format or _format_of(out)
     query = {
         name: values for name in CHART_PARAMETERS if (values := _as_list(getattr(args, name, None)))
     }
@@ -325,6 +319,23 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     out.write_bytes(body)
     print(f"wrote chart {args.name} ({fmt}, {len(body):,} bytes) to {out}")
     return 0
+
+
+def _format_of(out: Path) -> str:
+    """The chart format the extension of ``out`` names (--format itself is checked by argparse)."""
+    from ui.charts import FORMATS
+
+    extension = out.suffix.lstrip(".").lower()
+    if extension in FORMATS:
+        return extension
+    problem = (
+        f"the extension {out.suffix} is not a chart format ({', '.join(FORMATS)})"
+        if extension
+        else "has no extension to tell the chart format from"
+    )
+    raise SettingsError(
+        f"--out {out}: {problem}; give it a .png, .svg, .html or .json name, or pass --format"
+    )
 
 
 def _as_list(value: object) -> list[str]:
