@@ -476,13 +476,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        if not _is_users_to_fix(error):
+        if not _says_what_to_fix(error):
             raise
         print(f"msd: error: {error}", file=sys.stderr)
         return USAGE_ERROR
 
 
-def _is_users_to_fix(error: Exception) -> bool:
+def _says_what_to_fix(error: Exception) -> bool:
     """Whether the message alone tells the user what to change (a traceback would only hide it)."""
     # Imported here: the ingest and ClickHouse packages are heavy, and only this path needs them.
     from ingest.errors import IngestError
