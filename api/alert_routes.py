@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -41,6 +41,7 @@ from api.params import (
 from api.routing import answer, list_count
 from api.schemas import AlertIn, AlertOut, AlertPage, HistoryEntry, StatusChange
 from msd.runtime import Services
+from workflow.alert_times import time_problem
 from workflow.alerts import (
     DEFAULT_ORDERING,
     ORDERINGS,
@@ -60,7 +61,6 @@ __all__ = ["alert_handlers", "list_question"]
 logger = logging.getLogger(__name__)
 
 MAX_CREATE = 1000
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _services(state: State) -> Services:
@@ -317,10 +317,8 @@ def _new_alert(alert: AlertIn) -> NewAlert:
     detected_at = _utc(alert.detected_at)
     resolved_at = None if alert.resolved_at is None else _utc(alert.resolved_at)
     now = datetime.now(timezone.utc)
-    if detected_at > now + CLOCK_SKEW:
-        raise ValueError("detected_at", f"{detected_at.isoformat()} is in the future")
-    if resolved_at is not None and resolved_at < detected_at:
-        raise ValueError("resolved_at", "is before detected_at")
+    if problem := time_problem(detected_at, resolved_at, now=now):
+        raise ValueError(*problem)
     if resolved_at is None and alert.status in ("RESOLVED", "DISMISSED"):
         resolved_at = max(now, detected_at)  # closed on arrival: closed now
     return NewAlert(

@@ -147,6 +147,7 @@ async def _identify(connection: ASGIConnection, services: Services) -> Principal
             raise ApiError(
                 401,
                 "the Authorization header must be 'Bearer <token>'",
+                errors=[{"header": "Authorization", "message": "not 'Bearer <token>'"}],
                 headers={"WWW-Authenticate": 'Bearer realm="msd"'},
             )
         principal = await _remember("token", secret.strip(), principal_for_token, services.db)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ingest.errors import RowError
+from workflow.alert_times import time_problem
 
 __all__ = ["ALERT_FIELDS", "Alert", "REQUIRED_FIELDS", "validate_alert"]
 
@@ -40,11 +41,6 @@ class Alert(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     assignee: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
     def __post_init__(self) -> None:
-        if self.resolved_at is not None and self.resolved_at < self.detected_at:
-            raise ValueError(
-                f"resolved_at {self.resolved_at.isoformat()} is before detected_at "
-                f"{self.detected_at.isoformat()} - at `$.resolved_at_order`"
-            )
         if self.amount is None:
             return
 
@@ -63,8 +59,18 @@ REQUIRED_FIELDS: tuple[str, ...] = (
 )
 
 
-def validate_alert(values: dict[str, Any]) -> Alert:
-    """The alert for mapped ``values`` (None meaning absent), or RowError naming field and value."""
+def validate_alert(values: dict[str, Any], *, now: datetime) -> Alert:
+    """The alert for mapped ``values`` (None meaning absent), or RowError naming field and value.
+
+    Its times obey the rules every alert's do (workflow.alert_times), judged at ``now``.
+    """
+    alert = _converted(values)
+    if problem := time_problem(alert.detected_at, alert.resolved_at, now=now):
+        raise RowError(" ".join(problem))
+    return alert
+
+
+def _converted(values: dict[str, Any]) -> Alert:
     if None in values.values():
         present = {name: value for name, value in values.items() if value is not None}
     else:
@@ -87,7 +93,7 @@ def _reason(message: str, values: dict[str, Any]) -> str:
         return f"{missing.group(1)} is missing" if missing else message
 
     name = match.group(1)
-    if name in ("amount", "resolved_at_order"):
+    if name == "amount":
         return message[: match.start()]
     return f"{name} {_shown(values.get(name))} {_plain(message[: match.start()], name)}"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -88,7 +89,10 @@ def load_source(
     counts = _Counts()
     meter = Progress(source.label, enabled=progress)
     mapper = RowMapper(spec, source.columns, source.label, keyed=source.keyed)
-    rows = _staged_rows(source, mapper, rejects, counts, meter)
+    # One clock reading per file: whether a row is "in the future" does not depend on how far
+    # into the file it sits.
+    now = datetime.now(timezone.utc)
+    rows = _staged_rows(source, mapper, rejects, counts, meter, now)
 
     note = f"{spec.name}: {source.label}"
     outcome = load_rows(db, rows, actor=actor, note=note, chunk=chunk, meter=meter)
@@ -166,13 +170,18 @@ def _load_planned(
 
 
 def _staged_rows(
-    source: Source, mapper: RowMapper, rejects: RejectWriter, counts: _Counts, meter: Progress
+    source: Source,
+    mapper: RowMapper,
+    rejects: RejectWriter,
+    counts: _Counts,
+    meter: Progress,
+    now: datetime,
 ) -> Iterator[StagedRow]:
     for line, values in source.items:
         counts.read += 1
         meter.advance()
         try:
-            alert = _alert(mapper, values)
+            alert = _alert(mapper, values, now)
         except RowError as error:
             counts.rejected += 1
             record = None if isinstance(values, RowError) else source.record(values)
@@ -183,10 +192,10 @@ def _staged_rows(
         yield _staged(counts.last_seq, line, alert)
 
 
-def _alert(mapper: RowMapper, values: Values | RowError) -> Alert:
+def _alert(mapper: RowMapper, values: Values | RowError, now: datetime) -> Alert:
     if isinstance(values, RowError):
         raise values
-    return validate_alert(mapper.map(values))
+    return validate_alert(mapper.map(values), now=now)
 
 
 def _staged(seq: int, line: int, alert: Alert) -> StagedRow:

@@ -21,6 +21,8 @@ logger = logging.getLogger("msd")
 
 DEMO_ALERTS = 100_000
 SHUTDOWN_GRACE_SECONDS = 3
+# The exit code of a command that could not run as given; its one line says why.
+USAGE_ERROR = 2
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -293,16 +295,10 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     from api.errors import ApiError
     from api.params import CHART_PARAMETERS, check_known, parse_chart_size
     from msd.runtime import open_services
-    from ui.charts import FORMATS
     from ui.fonts import use_font_dir
 
     out = Path(args.out)
-    fmt = args.format or out.suffix.lstrip(".").lower()
-    if fmt not in FORMATS:
-        raise SettingsError(
-            f"--format {fmt or '(none)'} is not one of {', '.join(FORMATS)}; name the format or"
-            " give --out a .png, .svg, .html or .json name"
-        )
+    fmt = args.format or _format_of(out)
     query = {
         name: values for name in CHART_PARAMETERS if (values := _as_list(getattr(args, name, None)))
     }
@@ -323,6 +319,23 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     out.write_bytes(body)
     print(f"wrote chart {args.name} ({fmt}, {len(body):,} bytes) to {out}")
     return 0
+
+
+def _format_of(out: Path) -> str:
+    """The chart format the extension of ``out`` names (--format itself is checked by argparse)."""
+    from ui.charts import FORMATS
+
+    extension = out.suffix.lstrip(".").lower()
+    if extension in FORMATS:
+        return extension
+    problem = (
+        f"the extension {out.suffix} is not a chart format ({', '.join(FORMATS)})"
+        if extension
+        else "has no extension to tell the chart format from"
+    )
+    raise SettingsError(
+        f"--out {out}: {problem}; give it a .png, .svg, .html or .json name, or pass --format"
+    )
 
 
 def _as_list(value: object) -> list[str]:
@@ -349,11 +362,13 @@ def _add_chart_flags(chart: argparse.ArgumentParser) -> None:
 
 
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
-    from workflow.embedded import stop_embedded_postgres
+    from workflow.embedded import ensure_unused, stop_embedded_postgres
 
     if settings.database_url is not None:
         print("MSD_DATABASE_URL names a server: nothing embedded to stop")
         return 0
+    if not args.force:
+        ensure_unused(settings.data_dir)
     stopped = stop_embedded_postgres(settings.data_dir)
     print(
         "stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL was not running"
@@ -440,7 +455,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--alerts", type=int, default=DEMO_ALERTS, help="generated alerts to load")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated data")
     _add_chart_flags(command("chart", cmd_chart, "Draw a dashboard chart to a file."))
-    command("stop", cmd_stop, "Stop the embedded PostgreSQL server.")
+    stop = command(
+        "stop", cmd_stop, "Stop the embedded PostgreSQL server, unless a process is using it."
+    )
+    stop.add_argument(
+        "--force",
+        action="store_true",
+        help="stop it even while processes use it (they fail until a command starts it again)",
+    )
     add_account_commands(command)
     return parser
 
@@ -451,21 +473,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         _configure_logging(settings.log_level)
         return int(args.run(settings, args) or 0)
-    except SettingsError as error:
-        print(f"msd: error: {error}", file=sys.stderr)
-        return 2
-    except AccountError as error:
-        print(f"msd: error: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        from olap.store import StoreBusyError, StoreUnavailableError
+        if not _says_what_to_fix(error):
+            raise
+        print(f"msd: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
 
-        if isinstance(error, (StoreBusyError, StoreUnavailableError)):
-            print(f"msd: error: {error}", file=sys.stderr)
-            return 2
-        raise
+
+def _says_what_to_fix(error: Exception) -> bool:
+    """Whether the message alone tells the user what to change (a traceback would only hide it)."""
+    # Imported here: the ingest and ClickHouse packages are heavy, and only this path needs them.
+    from ingest.errors import IngestError
+    from olap.store import StoreBusyError, StoreUnavailableError
+    from workflow.embedded import EmbeddedPostgresInUse
+
+    return isinstance(
+        error,
+        (
+            SettingsError,
+            AccountError,
+            IngestError,
+            StoreBusyError,
+            StoreUnavailableError,
+            EmbeddedPostgresInUse,
+        ),
+    )
 
 
 if __name__ == "__main__":

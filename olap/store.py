@@ -10,7 +10,6 @@ import fcntl
 import json
 import logging
 import os
-import sys
 import threading
 from abc import ABC, abstractmethod
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from msd.process_names import command_line, process_name
 from msd.settings import Settings, SettingsError, mask_url
 
 __all__ = [
@@ -184,7 +184,7 @@ class _FolderLock:
             ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "command": _command_line()}))
+        handle.write(json.dumps({"pid": os.getpid(), "command": command_line()}))
         handle.flush()
         self._file = handle
 
@@ -197,17 +197,10 @@ class _FolderLock:
             self._file = None
 
 
-def _command_line() -> str:
-    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    if name.endswith(".py"):  # run as `python -m msd.cli`: the same command as `msd`
-        name = "msd"
-    return " ".join([name, *sys.argv[1:]])
-
-
 def _describe_holder(text: str) -> str:
     try:
         holder = json.loads(text)
-        return f"process {holder['pid']} ({holder['command']})"
+        return process_name(holder["pid"], holder["command"])
     except (ValueError, KeyError, TypeError):
         return "another process"
 

@@ -118,6 +118,22 @@ def test_a_wrong_or_malformed_authorization_is_401_saying_what_to_send(bare: Tes
     assert wrong.json()["title"] == "Unauthorized"
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer msd_not-a-token", "Basic dXNlcjpwYXNz", "Bearer ", "abc"],
+)
+def test_every_401_names_the_authorization_header_in_its_errors(
+    bare: TestClient, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+
+    refused = bare.get("/api/alerts/", headers=headers)
+
+    assert refused.status_code == 401
+    (error,) = refused.json()["errors"]
+    assert error["header"] == "Authorization" and error["message"]
+
+
 def test_tokens_are_stored_as_digests_and_stop_working_when_revoked_or_expired(
     bare: TestClient, services: Services
 ) -> None:

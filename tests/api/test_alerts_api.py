@@ -211,6 +211,30 @@ def test_created_alert_times_must_make_sense(client: TestClient, services: Servi
     assert [e["field"] for e in response.json()["errors"]] == ["[0].resolved_at", "[1].detected_at"]
 
 
+def test_created_alert_resolved_in_the_future_is_refused_like_one_detected_there(
+    client: TestClient, services: Services
+) -> None:
+    body = {
+        "alert_id": "later",
+        "company_name": "Initech",
+        "violation_type": "fraud",
+        "severity": "LOW",
+        "status": "RESOLVED",
+        "detected_at": "2026-01-02",
+        "resolved_at": "2999-01-01",
+    }
+
+    response = client.post("/api/alerts/", json=body)
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "field": "resolved_at",
+            "message": "resolved_at: 2999-01-01T00:00:00+00:00 is in the future",
+        }
+    ]
+
+
 def test_created_closed_alert_gets_a_resolution_time_and_numeric_amount_is_exact(
     client: TestClient, services: Services
 ) -> None:

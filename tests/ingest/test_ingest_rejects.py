@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from ingest import ingest_files
+from workflow.alert_times import CLOCK_SKEW
 from workflow.db import Database
 
 HEADER = "alert_id,company_name,violation_type,severity,status,amount,region,detected_at"
@@ -56,6 +57,36 @@ def test_each_kind_of_bad_row_is_rejected_with_its_line_and_reason(
     assert reasons[13].startswith("status 'OPEN' is not one of")
     assert reasons[14] == "the line has 3 fields, the header has 8"
     assert reasons[15] == "amount 1" + "0" * 30 + " has more than 13 digits before the point"
+
+
+def test_rows_dated_in_the_future_are_rejected_as_the_api_refuses_them(
+    db: Database, write_file, alerts, rejects_of, tmp_path: Path
+) -> None:
+    now = datetime.now(timezone.utc)
+    within_skew = (now + CLOCK_SKEW - timedelta(minutes=1)).isoformat()
+    beyond_skew = (now + CLOCK_SKEW + timedelta(minutes=1)).replace(microsecond=0)
+    path = write_file("future.csv", [
+        "alert_id,company_name,violation_type,severity,status,detected_at,resolved_at",
+        "past,Acme Bank,Fees,LOW,RESOLVED,2024-01-05,2024-01-06",
+        f"clock-ahead,Acme Bank,Fees,LOW,,{within_skew},",
+        "future,Acme Bank,Fees,LOW,,2099-01-01,",
+        f"just-beyond,Acme Bank,Fees,LOW,,{beyond_skew.isoformat()},",
+        "resolved-later,Acme Bank,Fees,LOW,RESOLVED,2024-01-05,2099-01-01",
+        "backwards,Acme Bank,Fees,LOW,RESOLVED,2024-01-05,2024-01-04T12:00:00Z",
+    ])
+    rejects = tmp_path / "rejects.csv"
+
+    report = ingest_files(db, [path], rejects_path=rejects)
+
+    assert (report.read, report.inserted, report.rejected) == (6, 2, 4)
+    assert set(alerts()) == {"past", "clock-ahead"}
+    assert rejects_of(rejects) == [
+        (4, "detected_at 2099-01-01T00:00:00+00:00 is in the future"),
+        (5, f"detected_at {beyond_skew.isoformat()} is in the future"),
+        (6, "resolved_at 2099-01-01T00:00:00+00:00 is in the future"),
+        (7, "resolved_at 2024-01-04T12:00:00+00:00 is before detected_at"
+            " 2024-01-05T00:00:00+00:00"),
+    ]
 
 
 def test_rejects_file_names_the_input_file_and_keeps_the_record(

@@ -14,11 +14,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.pg_folders import postgres_data_folder
 
 CFPB = "cfpb_consumer_complaints/cfpb_complaints_fullschema_sample.csv"
 VIOLATION_TRACKER = "violation_tracker_federal_penalties/violation_tracker_federal_penalties.csv"
@@ -32,10 +35,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+def data_dir() -> Iterator[Path]:
+    with postgres_data_folder("msd-processes-") as folder:
+        yield folder / "data"
+
+
+@pytest.fixture
+def env(tmp_path: Path, data_dir: Path) -> Iterator[dict[str, str]]:
     variables = {k: v for k, v in os.environ.items() if not k.startswith("MSD_")}
     variables |= {
-        "MSD_DATA_DIR": str(tmp_path / "data"),
+        "MSD_DATA_DIR": str(data_dir),
         "MSD_PORT": str(_free_port()),
         "MSD_REPLICATION_INTERVAL": "0.1",
         "MSD_TEST_CWD": str(tmp_path),
@@ -43,8 +52,13 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "MSD_ANONYMOUS_ROLE": "viewer",
     }
     yield variables
+    # Forced: a process a test killed may still show as connected for a moment, and the
+    # PostgreSQL this test started must not outlive it.
     subprocess.run(
-        [sys.executable, "-m", "msd.cli", "stop"], env=variables, timeout=60, capture_output=True
+        [sys.executable, "-m", "msd.cli", "stop", "--force"],
+        env=variables,
+        timeout=60,
+        capture_output=True,
     )
 
 
@@ -94,16 +108,17 @@ def wait_for(check, timeout: float = 60.0):
         time.sleep(0.2)
 
 
-@pytest.fixture
-def server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    process = start(env, "serve")
+@contextmanager
+def serving(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen]:
+    """A running ``msd serve`` or ``msd demo`` that answers /health; Ctrl-C'd at the end."""
+    process = start(env, *args)
     try:
         try:
             wait_for(lambda: process.poll() is not None or get_json(env, "/health"))
         finally:
             if process.poll() is not None:
-                log = Path(env["MSD_TEST_CWD"], "serve.log").read_text(encoding="utf-8")
-                pytest.fail(f"msd serve exited with {process.returncode}:\n{log[-3000:]}")
+                log = Path(env["MSD_TEST_CWD"], f"{args[0]}.log").read_text(encoding="utf-8")
+                pytest.fail(f"msd {args[0]} exited with {process.returncode}:\n{log[-3000:]}")
         yield process
     finally:
         process.send_signal(signal.SIGINT)
@@ -111,6 +126,12 @@ def server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def server(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    with serving(env, "serve") as process:
+        yield process
 
 
 def test_ingest_in_a_second_terminal_lands_in_the_running_service(
@@ -196,3 +217,32 @@ def test_replicator_killed_repeatedly_loses_and_doubles_nothing(
         database.close()
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("command", [("serve",), ("demo", "--alerts", "50")])
+def test_stop_refuses_while_a_service_uses_postgres_naming_it_and_force_stops_it(
+    env: dict[str, str], command: tuple[str, ...]
+) -> None:
+    postmaster = Path(env["MSD_DATA_DIR"], "postgres", "postmaster.pid")
+    with serving(env, *command) as process:
+        refused = msd(env, "stop")
+        still_serving = get_json(env, "/health")
+        forced = msd(env, "stop", "--force")
+
+        assert refused.returncode == 2
+        assert f"process {process.pid} (msd {command[0]})" in refused.stderr
+        assert "msd stop --force" in refused.stderr and "Traceback" not in refused.stderr
+        assert still_serving["status"] == "ok"
+        assert forced.returncode == 0, forced.stderr
+        assert "stopped the embedded PostgreSQL" in forced.stdout
+        assert not postmaster.exists()
+
+
+def test_stop_without_users_stops_postgres(env: dict[str, str]) -> None:
+    assert msd(env, "migrate").returncode == 0
+
+    stopped = msd(env, "stop")
+    again = msd(env, "stop")
+
+    assert stopped.returncode == 0 and "stopped the embedded PostgreSQL" in stopped.stdout
+    assert again.returncode == 0 and "was not running" in again.stdout
