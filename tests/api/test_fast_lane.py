@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import math
 import time
 from datetime import date, datetime, timezone
-from typing import Iterator
 
 import pytest
 from litestar.testing import TestClient
@@ -16,7 +13,6 @@ from api.app import create_app
 from api.params import parse_window, window_expiry
 from msd.runtime import Services
 from msd.settings import load_settings
-from olap.shared_read import LoopSharedRead
 from tests.api.conftest import authorize, seed_alerts, start_early_in_a_minute
 from workflow import accounts
 
@@ -184,60 +180,3 @@ def test_a_day_range_in_the_past_never_expires() -> None:
     window = parse_window(query, "Europe/Paris")
 
     assert window.last_day == date(2020, 2, 29) and window_expiry(query, window) == math.inf
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    running = asyncio.new_event_loop()
-    yield running
-    running.close()
-
-
-def test_loop_callers_share_reads_that_began_after_they_asked(
-    loop: asyncio.AbstractEventLoop,
-) -> None:
-    counter = itertools.count(1)
-    started: dict[int, float] = {}
-
-    async def slow_read() -> int:
-        number = next(counter)
-        started[number] = time.monotonic()
-        await asyncio.sleep(0.005)
-        return number
-
-    shared = LoopSharedRead(slow_read)
-
-    async def caller() -> list[tuple[float, int]]:
-        seen = []
-        for _ in range(20):
-            asked = time.monotonic()
-            seen.append((asked, await shared()))
-        return seen
-
-    async def everyone() -> list[tuple[float, int]]:
-        results = await asyncio.gather(*(caller() for _ in range(16)))
-        return [pair for seen in results for pair in seen]
-
-    seen = loop.run_until_complete(everyone())
-
-    assert len(seen) == 16 * 20
-    assert all(started[value] >= asked for asked, value in seen), "a read older than the call"
-    assert len(started) < len(seen) / 3, f"{len(started)} reads for {len(seen)} calls"
-
-
-def test_a_failed_loop_read_fails_its_callers_and_the_next_call_reads_again(
-    loop: asyncio.AbstractEventLoop,
-) -> None:
-    outcomes = iter([RuntimeError("store away"), 7])
-
-    async def read() -> int:
-        outcome = next(outcomes)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    shared = LoopSharedRead(read)
-
-    with pytest.raises(RuntimeError, match="store away"):
-        loop.run_until_complete(shared())
-    assert loop.run_until_complete(shared()) == 7
