@@ -115,7 +115,9 @@ class FastLane:
         if cached is None:
             return False
 
-        # Counted here only for a request answered here; one handed on is counted by the guard.
+        # Counted only once an answer is at hand: a request handed on before is counted by the
+        # guard alone. One over the limit goes on to the guard for its 429 (counted again there,
+        # past the limit, where the count no longer changes the answer).
         if self._limiter.spend(principal.limit_key) is not None:
             return False
         await send(
