@@ -644,6 +644,9 @@ class Replicator:
                 return ahead[1].result()
             except Exception as error:  # read it again below, where a failure is reported
                 logger.debug("reading ahead failed (%s); reading the batch now", error)
+        return self._next_rows(conn, current)
+
+    def _next_rows(self, conn: psycopg.Connection, current: Round) -> _Batch | None:
         batch = _copy_rows(conn, _NEXT_ROWS_SQL, current.bounds() | {"limit": self.batch_size})
         return batch if batch.events else None
 
@@ -660,11 +663,9 @@ class Replicator:
 
         def read() -> _Batch | None:
             with self.db.pool.connection() as conn:
-                batch = _copy_rows(
-                    conn, _NEXT_ROWS_SQL, following.bounds() | {"limit": self.batch_size}
-                )
+                batch = self._next_rows(conn, following)
                 conn.rollback()
-            return batch if batch.events else None
+            return batch
 
         self._ahead = (following, self._reader.submit(read))
 
