@@ -10,6 +10,7 @@ server over that same engine (tests/clickhouse_http.py).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,6 +24,18 @@ from tests.clickhouse_http import ClickHouseHTTPStandIn, serve_clickhouse_http
 from workflow.db import Database, apply_migrations
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# Seconds before midnight UTC in which no test starts: windows such as "the last 30 days" end
+# today, so two requests of one test on either side of midnight would ask about other days.
+_BEFORE_MIDNIGHT_SECONDS = 30
+
+
+@pytest.fixture(autouse=True)
+def _not_across_midnight_utc() -> None:
+    into_day = time.time() % 86_400
+    if into_day > 86_400 - _BEFORE_MIDNIGHT_SECONDS:
+        time.sleep(86_400 - into_day + 0.5)
 
 
 @pytest.fixture(scope="session")
